@@ -1,0 +1,59 @@
+// Command kinesis-to-pulsar is the Lambda function: it publishes every record of a Kinesis batch to
+// Pulsar. This file only wires the pieces together; the logic lives in internal/.
+package main
+
+import (
+	"context"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/streambridge/kinesis-pulsar/internal/config"
+	"github.com/streambridge/kinesis-pulsar/internal/logging"
+	"github.com/streambridge/kinesis-pulsar/internal/metrics"
+	"github.com/streambridge/kinesis-pulsar/internal/producer"
+	"github.com/streambridge/kinesis-pulsar/internal/relay"
+)
+
+// Lambda sends SIGKILL about 500 ms after SIGTERM.
+const shutdownBudget = 400 * time.Millisecond
+
+// warmUpBudget bounds the producer creation started during init; the first invocation waits for
+// whatever is left of it.
+const warmUpBudget = 5 * time.Second
+
+func main() {
+	log := logging.New(os.Stderr, os.Getenv)
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		// Exit during init: Lambda reports Runtime.ExitError and nothing is published.
+		log.Error("invalid configuration", "error", err)
+		os.Exit(1)
+	}
+
+	// The warm client: created once per execution environment, reused by every invocation.
+	cfg.Producer.Logger = log
+	pool := producer.NewPool(cfg.Producer)
+	emf := metrics.New(os.Stdout, cfg.MetricsNamespace, lambdacontext.FunctionName)
+	handler := relay.New(cfg.Relay, pool, nil, emf, log)
+
+	if !strings.Contains(cfg.Relay.Topic, relay.StreamPlaceholder) {
+		// Connect while the runtime starts; the first invocation reuses the result.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), warmUpBudget)
+			defer cancel()
+			if _, _, err := pool.Producer(ctx, cfg.Relay.Topic, producer.Batched); err != nil {
+				log.Warn("warm-up could not create the producer; the first invocation will retry", "error", err)
+			}
+		}()
+	}
+
+	lambda.StartWithOptions(handler.Handle, lambda.WithEnableSIGTERM(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
+		defer cancel()
+		pool.Close(ctx)
+	}))
+}

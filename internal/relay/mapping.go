@@ -1,0 +1,179 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/streambridge/kinesis-pulsar/internal/kpl"
+	"github.com/streambridge/kinesis-pulsar/internal/producer"
+)
+
+// source is what every message made from one Kinesis record shares.
+type source struct {
+	rec       *events.KinesisEventRecord
+	shardID   string
+	stream    string
+	topic     string
+	arrival   string // kinesis.arrival.timestamp
+	encrypted string // kinesis.encryption.type
+	aggregate bool   // a KPL aggregate, split into sub-records
+	err       error  // why the record cannot be routed; its messages fail (or are dead-lettered)
+}
+
+// message is one planned Pulsar message: a plain record, or one user record of a KPL aggregate.
+type message struct {
+	record       int // index of the Kinesis record in the batch
+	sub          int // index in the aggregate, -1 for a plain record
+	partitionKey string
+	hashKey      string
+	payload      []byte
+	kind         producer.Kind
+}
+
+// errUnroutable marks a record whose topic cannot be derived: it can never be published there.
+var errUnroutable = errors.New("record cannot be routed to a topic")
+
+// plan maps the batch to messages in order, de-aggregating KPL records when enabled.
+func (r *Relay) plan(records []events.KinesisEventRecord) ([]source, []message, []int) {
+	sources := make([]source, len(records))
+	msgs := make([]message, 0, len(records))
+	starts := make([]int, len(records)+1) // record i owns msgs[starts[i]:starts[i+1]]
+	for i := range records {
+		rec := &records[i]
+		s := &sources[i]
+		s.rec = rec
+		s.shardID = shardID(rec.EventID)
+		s.stream = streamName(rec.EventSourceArn)
+		s.topic, s.err = r.topicFor(r.opts.Topic, s.stream, rec.EventSourceArn)
+		s.arrival = formatArrival(rec.Kinesis.ApproximateArrivalTimestamp.Time)
+		s.encrypted = encryptionType(rec.Kinesis.EncryptionType)
+		starts[i] = len(msgs)
+
+		if r.opts.Deaggregate {
+			if subs, err := kpl.Deaggregate(rec.Kinesis.Data); err == nil {
+				s.aggregate = true
+				for j, sub := range subs {
+					msgs = append(msgs, message{record: i, sub: j, partitionKey: sub.PartitionKey,
+						hashKey: sub.ExplicitHashKey, payload: sub.Data, kind: r.kindFor(len(sub.Data))})
+				}
+				continue
+			} else if !errors.Is(err, kpl.ErrNotAggregated) {
+				// Published plain, bytes unchanged, as the KCL does; worth knowing about.
+				r.log.Warn("malformed KPL aggregate published as one plain record",
+					"sequenceNumber", rec.Kinesis.SequenceNumber, "shardId", s.shardID, "error", err)
+			}
+		}
+		msgs = append(msgs, message{record: i, sub: -1, partitionKey: rec.Kinesis.PartitionKey,
+			payload: rec.Kinesis.Data, kind: r.kindFor(len(rec.Kinesis.Data))})
+	}
+	starts[len(records)] = len(msgs)
+	return sources, msgs, starts
+}
+
+func (r *Relay) kindFor(size int) producer.Kind {
+	if size > r.opts.LargeRecordBytes {
+		return producer.Unbatched
+	}
+	return producer.Batched
+}
+
+// topicFor fills {stream} in a topic template.
+func (r *Relay) topicFor(template, stream, arn string) (string, error) {
+	if !strings.Contains(template, StreamPlaceholder) {
+		return template, nil
+	}
+	if stream == "" {
+		return "", fmt.Errorf("%w: eventSourceARN %q names no Kinesis stream", errUnroutable, arn)
+	}
+	return strings.ReplaceAll(template, StreamPlaceholder, stream), nil
+}
+
+// key returns the Pulsar message key of m.
+func (r *Relay) key(s *source, m *message) string {
+	switch r.opts.Key {
+	case KeyShardID:
+		return s.shardID
+	case KeyNone:
+		return ""
+	}
+	return m.partitionKey
+}
+
+// producerMessage builds the Pulsar message for m.
+func (r *Relay) producerMessage(s *source, m *message) *pulsar.ProducerMessage {
+	return &pulsar.ProducerMessage{
+		Payload:    m.payload,
+		Key:        r.key(s, m),
+		EventTime:  s.rec.Kinesis.ApproximateArrivalTimestamp.Time,
+		Properties: r.properties(s, m),
+	}
+}
+
+func (r *Relay) properties(s *source, m *message) map[string]string {
+	set := r.opts.Properties
+	if set == 0 {
+		return nil
+	}
+	props := make(map[string]string, 8)
+	add := func(p Property, name, value string) {
+		if set&p != 0 && value != "" {
+			props[name] = value
+		}
+	}
+	add(PropSequenceNumber, "kinesis.sequence.number", s.rec.Kinesis.SequenceNumber)
+	add(PropPartitionKey, "kinesis.partition.key", m.partitionKey)
+	add(PropArrivalTimestamp, "kinesis.arrival.timestamp", s.arrival)
+	add(PropEncryptionType, "kinesis.encryption.type", s.encrypted)
+	add(PropShardID, "kinesis.shard.id", s.shardID)
+	add(PropStreamARN, "kinesis.stream.arn", s.rec.EventSourceArn)
+	if m.sub >= 0 {
+		add(PropSubSequenceNumber, "kinesis.sub.sequence.number", strconv.Itoa(m.sub))
+		add(PropExplicitHashKey, "kinesis.explicit.hash.key", m.hashKey)
+	}
+	return props
+}
+
+// shardID is the part of eventID before the colon: "shardId-000000000006:4954...". Lambda gives the
+// shard id nowhere else.
+func shardID(eventID string) string {
+	if i := strings.IndexByte(eventID, ':'); i > 0 && strings.HasPrefix(eventID, "shardId-") {
+		return eventID[:i]
+	}
+	return ""
+}
+
+// streamName reads the stream name from a stream ARN (arn:aws:kinesis:r:a:stream/NAME) or a
+// consumer ARN (…:stream/NAME/consumer/C:123).
+func streamName(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "kinesis" {
+		return ""
+	}
+	res, ok := strings.CutPrefix(parts[5], "stream/")
+	if !ok {
+		return ""
+	}
+	name, _, _ := strings.Cut(res, "/")
+	return name
+}
+
+// formatArrival renders ISO-8601 UTC with milliseconds always present, e.g. 2024-01-02T03:04:05.060Z.
+func formatArrival(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+func encryptionType(t string) string {
+	if t == "" {
+		return "NONE"
+	}
+	return strings.ToUpper(t)
+}

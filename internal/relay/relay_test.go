@@ -1,0 +1,413 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/streambridge/kinesis-pulsar/internal/audit"
+	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/internal/kpl"
+	"github.com/streambridge/kinesis-pulsar/internal/producer"
+)
+
+// These tests inject faults a real broker cannot produce on demand (a chosen message failing, answers
+// out of order, an answer that never comes). The same paths run against a real broker in
+// relay_integration_test.go and internal/faults.
+
+// answer decides what the fake broker does with the n-th message sent on a topic.
+type answer func(topic string, n int, msg *pulsar.ProducerMessage) (delay time.Duration, err error, never bool)
+
+type fakeProducers struct {
+	mu     sync.Mutex
+	answer answer
+	sent   map[string][]*pulsar.ProducerMessage
+	events []string // "send <topic> <n>" and "ack <topic> <n>", in order
+	prods  map[string]*fakeProducer
+	err    error // Producer fails with it when set
+}
+
+func newFake(a answer) *fakeProducers {
+	if a == nil {
+		a = func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) { return 0, nil, false }
+	}
+	return &fakeProducers{answer: a, sent: map[string][]*pulsar.ProducerMessage{}, prods: map[string]*fakeProducer{}}
+}
+
+func (f *fakeProducers) Producer(_ context.Context, topic string, kind producer.Kind) (pulsar.Producer, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, false, f.err
+	}
+	k := fmt.Sprintf("%s/%s", topic, kind)
+	p, ok := f.prods[k]
+	if !ok {
+		p = &fakeProducer{f: f, topic: topic}
+		f.prods[k] = p
+	}
+	return p, !ok, nil
+}
+
+func (f *fakeProducers) Touch() {}
+
+func (f *fakeProducers) log(format string, args ...any) {
+	f.events = append(f.events, fmt.Sprintf(format, args...))
+}
+
+type fakeProducer struct {
+	pulsar.Producer // not called
+	f               *fakeProducers
+	topic           string
+}
+
+func (p *fakeProducer) SendAsync(ctx context.Context, msg *pulsar.ProducerMessage, cb func(pulsar.MessageID, *pulsar.ProducerMessage, error)) {
+	f := p.f
+	f.mu.Lock()
+	n := len(f.sent[p.topic])
+	f.sent[p.topic] = append(f.sent[p.topic], msg)
+	f.log("send %s %d", p.topic, n)
+	delay, err, never := f.answer(p.topic, n, msg)
+	f.mu.Unlock()
+	if never {
+		return
+	}
+	go func() {
+		time.Sleep(delay)
+		f.mu.Lock()
+		f.log("ack %s %d", p.topic, n)
+		f.mu.Unlock()
+		if err != nil {
+			cb(nil, msg, err)
+			return
+		}
+		cb(fakeID(n), msg, nil)
+	}()
+}
+
+func (p *fakeProducer) FlushWithCtx(context.Context) error { return nil }
+
+type fakeID int64
+
+func (id fakeID) Serialize() []byte   { return nil }
+func (id fakeID) LedgerID() int64     { return 1 }
+func (id fakeID) EntryID() int64      { return int64(id) }
+func (id fakeID) BatchIdx() int32     { return 0 }
+func (id fakeID) PartitionIdx() int32 { return 0 }
+func (id fakeID) BatchSize() int32    { return 0 }
+func (id fakeID) String() string      { return fmt.Sprintf("1:%d:0", int64(id)) }
+
+type recordingAuditor struct {
+	batches []audit.Batch
+	err     error
+}
+
+func (a *recordingAuditor) Record(_ context.Context, b audit.Batch) error {
+	a.batches = append(a.batches, b)
+	return a.err
+}
+
+type lastSummary struct{ s *Summary }
+
+func (l *lastSummary) Observe(_ context.Context, s *Summary) { l.s = s }
+
+const topic = "persistent://public/default/t"
+
+func plainEvent(n int) events.KinesisEvent {
+	shard := kinesistest.NewShard("s", 0)
+	var ev events.KinesisEvent
+	for i := 0; i < n; i++ {
+		ev.Records = append(ev.Records, shard.Record(fmt.Sprintf("k%d", i%3), []byte(fmt.Sprintf("r%d", i))))
+	}
+	return ev
+}
+
+func run(t *testing.T, opts Options, p Producers, a Auditor, ev events.KinesisEvent, timeout time.Duration) (events.KinesisEventResponse, *Summary, error) {
+	t.Helper()
+	if opts.Topic == "" {
+		opts.Topic = topic
+	}
+	obs := &lastSummary{}
+	r := New(opts, p, a, obs, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	resp, err := r.Handle(ctx, ev)
+	return resp, obs.s, err
+}
+
+func failedAt(resp events.KinesisEventResponse) string {
+	if len(resp.BatchItemFailures) != 1 {
+		return fmt.Sprintf("%d failures", len(resp.BatchItemFailures))
+	}
+	return resp.BatchItemFailures[0].ItemIdentifier
+}
+
+var errTransient = errors.New("connection reset")
+
+func TestResponse(t *testing.T) {
+	tooBig := pulsar.ErrMessageTooLarge
+	for _, tc := range []struct {
+		name       string
+		dlq        bool
+		answer     answer
+		wantFailed int // record index, -1 none
+		wantPub    int
+		wantDead   int
+	}{
+		{"all confirmed", false, nil, -1, 10, 0},
+		{"answers out of order", false, func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+			return time.Duration(10-n) * time.Millisecond, nil, false
+		}, -1, 10, 0},
+		{"transient failure in the middle", false, func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+			if n == 4 {
+				return 0, errTransient, false
+			}
+			return time.Millisecond, nil, false
+		}, 4, -1, 0},
+		{"later message fails first", false, func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+			if n == 7 {
+				return 0, errTransient, false
+			}
+			return 5 * time.Millisecond, nil, false
+		}, 7, -1, 0},
+		{"permanent failure without dead-letter topic", false, func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+			if n == 2 {
+				return 0, tooBig, false
+			}
+			return 0, nil, false
+		}, 2, -1, 0},
+		{"permanent failure dead-lettered", true, func(tp string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+			if tp == topic && (n == 2 || n == 8) {
+				return 0, tooBig, false
+			}
+			return 0, nil, false
+		}, -1, 8, 2},
+		{"dead-letter topic fails too", true, func(tp string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+			if tp == topic && n == 2 {
+				return 0, tooBig, false
+			}
+			if tp != topic {
+				return 0, errTransient, false
+			}
+			return 0, nil, false
+		}, 2, -1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := plainEvent(10)
+			opts := Options{}
+			if tc.dlq {
+				opts.DeadLetterTopic = "persistent://public/default/dlq"
+			}
+			resp, s, err := run(t, opts, newFake(tc.answer), nil, ev, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantFailed < 0 {
+				if len(resp.BatchItemFailures) != 0 {
+					t.Fatalf("failures %v, want none", resp.BatchItemFailures)
+				}
+			} else if got, want := failedAt(resp), ev.Records[tc.wantFailed].Kinesis.SequenceNumber; got != want {
+				t.Fatalf("failed at %s, want record %d (%s)", got, tc.wantFailed, want)
+			}
+			if tc.wantPub >= 0 && s.Published != tc.wantPub {
+				t.Errorf("published %d, want %d", s.Published, tc.wantPub)
+			}
+			if s.DeadLettered != tc.wantDead {
+				t.Errorf("dead-lettered %d, want %d", s.DeadLettered, tc.wantDead)
+			}
+			if tc.wantFailed >= 0 && (s.Cause == nil || s.FailedRecords != 10-tc.wantFailed) {
+				t.Errorf("cause %v, failed records %d", s.Cause, s.FailedRecords)
+			}
+		})
+	}
+}
+
+// After a failure Lambda retries everything from it: sending more only makes duplicates.
+func TestStopsSendingAfterFailure(t *testing.T) {
+	fake := newFake(func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+		if n == 3 {
+			return 0, pulsar.ErrMessageTooLarge, false
+		}
+		return 0, nil, false
+	})
+	// The failure answer arrives asynchronously, so a few messages may already be out; not all 1000.
+	if _, _, err := run(t, Options{}, fake, nil, plainEvent(1000), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(fake.sent[topic]); n >= 1000 {
+		t.Errorf("sent %d messages after a failure at the 4th", n)
+	}
+}
+
+func TestDeadlineStop(t *testing.T) {
+	never := func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) { return 0, nil, true }
+	ev := plainEvent(5)
+	start := time.Now()
+	resp, s, err := run(t, Options{DeadlineMargin: 300 * time.Millisecond}, newFake(never), nil, ev, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if elapsed := time.Since(start); elapsed > 900*time.Millisecond {
+		t.Errorf("returned after %v, deadline margin not kept", elapsed)
+	}
+	if failedAt(resp) != ev.Records[0].Kinesis.SequenceNumber || !s.DeadlineStop || s.Outcome != OutcomeFailed {
+		t.Errorf("response %v, summary %+v", resp, s)
+	}
+}
+
+func TestProducerUnavailable(t *testing.T) {
+	fake := newFake(nil)
+	fake.err = errors.New("lookup failed")
+	ev := plainEvent(3)
+	resp, s, err := run(t, Options{}, fake, nil, ev, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failedAt(resp) != ev.Records[0].Kinesis.SequenceNumber || s.Cause == nil || s.Cause.Error() != "lookup failed" {
+		t.Errorf("response %v, cause %v", resp, s.Cause)
+	}
+}
+
+// A failed KPL sub-record fails its whole Kinesis record.
+func TestSubRecordFailureFailsParent(t *testing.T) {
+	shard := kinesistest.NewShard("s", 0)
+	first := shard.Record("p", []byte("plain"))
+	agg, err := shard.Aggregate([]kpl.Record{{PartitionKey: "a", Data: []byte("0")}, {PartitionKey: "b", Data: []byte("1")}, {PartitionKey: "c", Data: []byte("2")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := kinesistest.Event(first, agg, shard.Record("p", []byte("after")))
+	fake := newFake(func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+		if n == 2 { // the aggregate's second sub-record
+			return 0, errTransient, false
+		}
+		return 0, nil, false
+	})
+	resp, s, err := run(t, Options{Deaggregate: true}, fake, nil, ev, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failedAt(resp) != agg.Kinesis.SequenceNumber || s.SubRecords != 3 || s.Messages != 5 {
+		t.Errorf("response %v, summary %+v", resp, s)
+	}
+}
+
+func TestUnroutableRecord(t *testing.T) {
+	shard := kinesistest.NewShard("s", 0)
+	bad := shard.Record("k", []byte("x"))
+	bad.EventSourceArn = "not-an-arn"
+	ev := kinesistest.Event(shard.Record("k", []byte("ok")), bad, shard.Record("k", []byte("ok2")))
+	opts := Options{Topic: "persistent://public/default/{stream}"}
+
+	resp, s, err := run(t, opts, newFake(nil), nil, ev, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failedAt(resp) != bad.Kinesis.SequenceNumber || !errors.Is(s.Cause, errUnroutable) {
+		t.Errorf("without dead letters: response %v, cause %v", resp, s.Cause)
+	}
+
+	opts.DeadLetterTopic = "persistent://public/default/dead"
+	fake := newFake(nil)
+	resp, s, err = run(t, opts, fake, nil, ev, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.BatchItemFailures) != 0 || s.DeadLettered != 1 || len(fake.sent[opts.DeadLetterTopic]) != 1 {
+		t.Errorf("with dead letters: response %v, summary %+v", resp, s)
+	}
+}
+
+// An empty identifier would fail the whole batch; the relay names an earlier record instead, or
+// fails the invocation when there is none.
+func TestNeverAnEmptyIdentifier(t *testing.T) {
+	failAt := func(k int) answer {
+		return func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+			if n == k {
+				return 0, errTransient, false
+			}
+			return 0, nil, false
+		}
+	}
+	ev := plainEvent(4)
+	ev.Records[2].Kinesis.SequenceNumber = ""
+	resp, _, err := run(t, Options{}, newFake(failAt(2)), nil, ev, 5*time.Second)
+	if err != nil || failedAt(resp) != ev.Records[1].Kinesis.SequenceNumber {
+		t.Errorf("response %v, err %v; want the previous record", resp, err)
+	}
+	ev.Records[0].Kinesis.SequenceNumber = ""
+	if _, _, err := run(t, Options{}, newFake(failAt(0)), nil, ev, 5*time.Second); err == nil {
+		t.Error("no identifier available: want an error so Lambda retries the whole batch")
+	}
+}
+
+// A large record goes through the other producer; it must not overtake an earlier record of its key,
+// nor be overtaken by a later one.
+func TestPerKeyBarrierBetweenProducers(t *testing.T) {
+	shard := kinesistest.NewShard("s", 0)
+	ev := kinesistest.Event(
+		shard.Record("k", []byte("small 0")),
+		shard.Record("other", []byte("small other")),
+		shard.Record("k", make([]byte, 300)),
+		shard.Record("k", []byte("small 1")),
+	)
+	fake := newFake(func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) {
+		return 20 * time.Millisecond, nil, false
+	})
+	resp, _, err := run(t, Options{LargeRecordBytes: 100}, fake, nil, ev, 5*time.Second)
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("response %v, err %v", resp, err)
+	}
+	// Both producers publish to the same topic, so the fake numbers their messages together:
+	// 0 small 0, 1 small other, 2 the large record, 3 small 1.
+	at := map[string]int{}
+	for i, e := range fake.events {
+		at[e] = i
+	}
+	ev2 := func(kind string, n int) int { return at[fmt.Sprintf("%s %s %d", kind, topic, n)] }
+	if !(ev2("ack", 0) < ev2("send", 2) && ev2("ack", 2) < ev2("send", 3)) {
+		t.Errorf("the per-key barrier was not kept: %v", fake.events)
+	}
+}
+
+func TestAudit(t *testing.T) {
+	ev := plainEvent(5)
+	failAt3 := func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+		if n == 3 {
+			return 0, errTransient, false
+		}
+		return 0, nil, false
+	}
+	a := &recordingAuditor{}
+	if _, _, err := run(t, Options{}, newFake(failAt3), a, ev, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b := a.batches[0]
+	// Record 4 may have left before the failure of record 3 was known: published 3 or 4.
+	if b.Records != 5 || b.Published < 3 || b.FailedSequenceNumber != ev.Records[3].Kinesis.SequenceNumber ||
+		b.CheckpointSequenceNumber != ev.Records[2].Kinesis.SequenceNumber || b.CheckpointMessageID != "1:2:0" ||
+		b.ShardID != "shardId-000000000000" || b.FirstSequenceNumber != ev.Records[0].Kinesis.SequenceNumber ||
+		b.LastSequenceNumber != ev.Records[4].Kinesis.SequenceNumber || b.Topic != topic {
+		t.Errorf("audit batch %+v", b)
+	}
+
+	for _, required := range []bool{false, true} {
+		a := &recordingAuditor{err: errors.New("table unavailable")}
+		resp, s, err := run(t, Options{AuditRequired: required}, newFake(nil), a, ev, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if required && (failedAt(resp) != ev.Records[0].Kinesis.SequenceNumber || s.Outcome != OutcomeFailed) {
+			t.Errorf("audit required: response %v outcome %s", resp, s.Outcome)
+		}
+		if !required && (len(resp.BatchItemFailures) != 0 || s.AuditError == nil) {
+			t.Errorf("audit optional: response %v audit error %v", resp, s.AuditError)
+		}
+	}
+}
