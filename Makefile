@@ -11,6 +11,9 @@ LAMBDA_GOFLAGS := -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
 
 .PHONY: build test unit lint local-up local-down clean
 
+# Template checks and SAM targets.
+-include infra/sam/sam.mk
+
 ## build: an arm64 bootstrap per function under bin/<function>/bootstrap
 build: $(FUNCTIONS:%=bin/%/bootstrap)
 
