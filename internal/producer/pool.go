@@ -152,9 +152,10 @@ type key struct {
 
 // entry is a producer being created or ready; concurrent callers share one creation.
 type entry struct {
-	ready    chan struct{}
-	producer pulsar.Producer
-	err      error
+	ready        chan struct{}
+	producer     pulsar.Producer
+	err          error
+	authRejected bool // creation failed because the broker rejected the credentials
 }
 
 // NewPool returns a pool; nothing connects until the first Producer call.
@@ -166,6 +167,10 @@ func NewPool(opts Options) *Pool {
 // created reports whether this call started the creation. Creation is bounded by ctx: when ctx ends
 // first, Producer returns its error and the producer still being created is kept for the next call.
 func (p *Pool) Producer(ctx context.Context, topic string, kind Kind) (prod pulsar.Producer, created bool, err error) {
+	return p.producer(ctx, topic, kind, false)
+}
+
+func (p *Pool) producer(ctx context.Context, topic string, kind Kind, retried bool) (prod pulsar.Producer, created bool, err error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -192,6 +197,12 @@ func (p *Pool) Producer(ctx context.Context, topic string, kind Kind) (prod puls
 	case <-ctx.Done():
 		return nil, created, fmt.Errorf("creating %s producer for %s: %w", kind, topic, context.Cause(ctx))
 	}
+	if e.authRejected && !retried {
+		// The broker rejected the credentials (rotated): create always dropped the client and refreshed
+		// them, so this attempt fetches them again and reconnects, once.
+		prod, _, err := p.producer(ctx, topic, kind, true)
+		return prod, true, err
+	}
 	return e.producer, created, e.err
 }
 
@@ -200,6 +211,31 @@ func (p *Pool) Touch() {
 	p.mu.Lock()
 	p.lastUsed = p.now().Round(0)
 	p.mu.Unlock()
+}
+
+// Discard forgets prod, which the client closed for good (topic terminated or deleted, producer
+// fenced): the client exposes no state, so the caller tells the pool from the send errors. The next
+// Producer call for its topic and kind creates a new one.
+func (p *Pool) Discard(topic string, kind Kind, prod pulsar.Producer) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := key{topic, kind}
+	if e, ok := p.producers[k]; ok && e.producer == prod {
+		delete(p.producers, k)
+		go prod.Close()
+	}
+}
+
+// Reset replaces the client and every producer, and fetches the credentials again on next use. The
+// relay calls it after an invocation that made no progress at all: a half-open connection or rejected
+// credentials then cost one invocation, not one per keep-alive timeout.
+func (p *Pool) Reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.opts.Credentials != nil {
+		p.opts.Credentials.Refresh()
+	}
+	p.dropClientLocked()
 }
 
 func (p *Pool) create(client pulsar.Client, k key, e *entry) {
@@ -214,6 +250,7 @@ func (p *Pool) create(client pulsar.Client, k key, e *entry) {
 		}
 		if isAuthError(err) && p.opts.Credentials != nil {
 			// Rotated credentials: fetch them again and build a new client on the next attempt.
+			e.authRejected = true
 			p.opts.Credentials.Refresh()
 			p.dropClientLocked()
 		}

@@ -55,9 +55,10 @@ type batch struct {
 	allDone   chan struct{} // closed when completed reaches target
 	waitIdx   int           // message the sender waits for (per-key barrier), with waitCh
 	waitCh    chan struct{}
-	stopped   bool  // a failure that Lambda must retry: sending more only makes duplicates
-	cause     error // the first such failure
-	deadline  bool  // waiting ended at the stop deadline
+	closed    map[producerKey]bool // producers that answered ErrProducerClosed
+	stopped   bool                 // a failure that Lambda must retry: sending more only makes duplicates
+	cause     error                // the first such failure
+	deadline  bool                 // waiting ended at the stop deadline
 }
 
 func (r *Relay) newBatch(records []events.KinesisEventRecord) *batch {
@@ -105,6 +106,7 @@ func (b *batch) publish(ctx context.Context) {
 		}
 		sent := time.Now()
 		p.SendAsync(ctx, b.r.producerMessage(s, m), func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+			b.noteClosed(s.topic, m.kind, err)
 			b.complete(i, id, err, time.Since(sent))
 		})
 	}
@@ -177,6 +179,32 @@ func (b *batch) complete(i int, id pulsar.MessageID, err error, latency time.Dur
 		close(b.waitCh)
 		b.waitCh = nil
 	}
+}
+
+// noteClosed remembers a producer the client closed for good, so the pool can forget it.
+func (b *batch) noteClosed(topic string, kind producer.Kind, err error) {
+	if !errors.Is(err, pulsar.ErrProducerClosed) && !errors.Is(err, pulsar.ErrTopicTerminated) {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed == nil {
+		b.closed = map[producerKey]bool{}
+	}
+	b.closed[producerKey{topic, kind}] = true
+}
+
+// closedProducers returns the producers seen closed, with the instance this invocation used.
+func (b *batch) closedProducers() map[producerKey]pulsar.Producer {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[producerKey]pulsar.Producer{}
+	for k := range b.closed {
+		if p, ok := b.producers[k]; ok {
+			out[k] = p
+		}
+	}
+	return out
 }
 
 func (b *batch) stopLocked(err error) {
@@ -284,6 +312,7 @@ func (b *batch) deadLetter(ctx context.Context) {
 			"subSequenceNumber", m.sub, "shardId", s.shardID, "topic", s.topic, "deadLetterTopic", topic,
 			"cause", cause)
 		p.SendAsync(ctx, pm, func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+			b.noteClosed(topic, producer.DeadLetter, err)
 			b.complete(i, id, err, 0)
 		})
 	}

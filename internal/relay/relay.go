@@ -25,6 +25,10 @@ type Producers interface {
 	Producer(ctx context.Context, topic string, kind producer.Kind) (p pulsar.Producer, created bool, err error)
 	// Touch records that an invocation used the client.
 	Touch()
+	// Discard forgets a producer the client closed for good.
+	Discard(topic string, kind producer.Kind, p pulsar.Producer)
+	// Reset replaces the client and its producers, with fresh credentials.
+	Reset()
 }
 
 // Auditor records what a batch did; internal/audit implements it with DynamoDB.
@@ -62,14 +66,13 @@ const responseReserve = 100 * time.Millisecond
 func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 	started := time.Now()
 	b := r.newBatch(ev.Records)
-	defer r.producers.Touch()
-
 	stopCtx, cancel := r.stopContext(ctx)
 	defer cancel()
 	b.publish(stopCtx)
 	b.deadLetter(stopCtx)
 
 	s := b.summarize(started)
+	r.releaseProducers(b, s)
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		s.RequestID = lc.AwsRequestID
 	}
@@ -124,6 +127,20 @@ func (r *Relay) logSummary(ctx context.Context, s *Summary) {
 			slog.Any("cause", s.Cause))
 	}
 	r.log.LogAttrs(ctx, level, "batch", attrs...)
+}
+
+// releaseProducers hands back what the invocation learnt about the client: producers it saw closed,
+// and whether the client made no progress at all.
+func (r *Relay) releaseProducers(b *batch, s *Summary) {
+	for k, p := range b.closedProducers() {
+		r.producers.Discard(k.topic, k.kind, p)
+	}
+	if s.DeadlineStop && s.Published == 0 && s.DeadLettered == 0 && s.Messages > 0 {
+		r.log.Warn("no receipt before the deadline: replacing the Pulsar client", "shardId", s.ShardID)
+		r.producers.Reset()
+		return
+	}
+	r.producers.Touch()
 }
 
 // stopContext ends DeadlineMargin before the invocation deadline: after it, nothing more is sent and

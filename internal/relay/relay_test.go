@@ -57,6 +57,20 @@ func (f *fakeProducers) Producer(_ context.Context, topic string, kind producer.
 
 func (f *fakeProducers) Touch() {}
 
+func (f *fakeProducers) Discard(topic string, kind producer.Kind, _ pulsar.Producer) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.log("discard %s/%s", topic, kind)
+	delete(f.prods, fmt.Sprintf("%s/%s", topic, kind))
+}
+
+func (f *fakeProducers) Reset() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.log("reset")
+	f.prods = map[string]*fakeProducer{}
+}
+
 func (f *fakeProducers) log(format string, args ...any) {
 	f.events = append(f.events, fmt.Sprintf(format, args...))
 }
@@ -409,5 +423,47 @@ func TestAudit(t *testing.T) {
 		if !required && (len(resp.BatchItemFailures) != 0 || s.AuditError == nil) {
 			t.Errorf("audit optional: response %v audit error %v", resp, s.AuditError)
 		}
+	}
+}
+
+// A producer the client closed for good is handed back for discarding; a client that made no
+// progress before the deadline is reset, one that did is kept.
+func TestProducerRelease(t *testing.T) {
+	has := func(f *fakeProducers, e string) bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, got := range f.events {
+			if got == e {
+				return true
+			}
+		}
+		return false
+	}
+	closed := newFake(func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) {
+		return 0, pulsar.ErrProducerClosed, false
+	})
+	if _, _, err := run(t, Options{}, closed, nil, plainEvent(3), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !has(closed, "discard "+topic+"/batched") || has(closed, "reset") {
+		t.Errorf("closed producer: events %v", closed.events)
+	}
+
+	stuck := newFake(func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) { return 0, nil, true })
+	if _, _, err := run(t, Options{DeadlineMargin: 200 * time.Millisecond}, stuck, nil, plainEvent(3), 500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if !has(stuck, "reset") {
+		t.Errorf("no progress: events %v", stuck.events)
+	}
+
+	slowAfterFirst := newFake(func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+		return 0, nil, n > 0
+	})
+	if _, _, err := run(t, Options{DeadlineMargin: 200 * time.Millisecond}, slowAfterFirst, nil, plainEvent(3), 500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if has(slowAfterFirst, "reset") {
+		t.Errorf("progress made, yet the client was reset: %v", slowAfterFirst.events)
 	}
 }
