@@ -10,7 +10,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/streambridge/kinesis-pulsar/internal/auth"
 	"github.com/streambridge/kinesis-pulsar/internal/config"
 	"github.com/streambridge/kinesis-pulsar/internal/logging"
 	"github.com/streambridge/kinesis-pulsar/internal/metrics"
@@ -36,6 +39,16 @@ func main() {
 
 	// The warm client: created once per execution environment, reused by every invocation.
 	cfg.Producer.Logger = log
+	if cfg.Auth.SecretID != "" {
+		awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
+		if err != nil {
+			log.Error("AWS SDK configuration", "error", err)
+			os.Exit(1)
+		}
+		// Fetched on first use, inside an invocation: a Secrets Manager outage then fails records
+		// (retried by Lambda) instead of the runtime's init.
+		cfg.Producer.Credentials = auth.New(secretsmanager.NewFromConfig(awsCfg), cfg.Auth.SecretID, log)
+	}
 	pool := producer.NewPool(cfg.Producer)
 	emf := metrics.New(os.Stdout, cfg.MetricsNamespace, lambdacontext.FunctionName)
 	handler := relay.New(cfg.Relay, pool, nil, emf, log)

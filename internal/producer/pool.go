@@ -42,7 +42,8 @@ func (k Kind) String() string {
 }
 
 // Credentials supply authentication and TLS material; internal/auth implements them from Secrets
-// Manager. Apply is called each time a client is created.
+// Manager. Apply is called each time a client is created; for pulsar+ssl:// URLs opts.TLSConfig is
+// already set, and Apply may add a private CA and a client certificate to it.
 type Credentials interface {
 	Apply(ctx context.Context, opts *pulsar.ClientOptions) error
 	// Refresh forgets cached material, so the next Apply fetches it again (after the broker rejected it).
@@ -299,13 +300,12 @@ func (p *Pool) clientLocked(ctx context.Context) (pulsar.Client, error) {
 		return p.client, nil
 	}
 	opts := pulsar.ClientOptions{
-		URL:                        p.opts.ServiceURL,
-		ConnectionTimeout:          p.opts.ConnectionTimeout,
-		OperationTimeout:           p.opts.OperationTimeout,
-		KeepAliveInterval:          p.opts.KeepAliveInterval,
-		TLSAllowInsecureConnection: p.opts.TLSAllowInsecure,
-		TLSValidateHostname:        p.opts.TLSValidateHostname,
-		Logger:                     pulsarlog.NewLoggerWithSlog(quietLogger(p.opts.Logger)),
+		URL:               p.opts.ServiceURL,
+		ConnectionTimeout: p.opts.ConnectionTimeout,
+		OperationTimeout:  p.opts.OperationTimeout,
+		KeepAliveInterval: p.opts.KeepAliveInterval,
+		TLSConfig:         p.opts.tlsConfig(),
+		Logger:            pulsarlog.NewLoggerWithSlog(quietLogger(p.opts.Logger)),
 		// Nothing scrapes Prometheus in a Lambda: keep the client's metrics out of the global registry.
 		MetricsCardinality: pulsar.MetricsCardinalityNone,
 		MetricsRegisterer:  prometheus.NewRegistry(),
