@@ -10,9 +10,12 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/streambridge/kinesis-pulsar/internal/audit"
 	"github.com/streambridge/kinesis-pulsar/internal/auth"
 	"github.com/streambridge/kinesis-pulsar/internal/config"
 	"github.com/streambridge/kinesis-pulsar/internal/logging"
@@ -37,21 +40,30 @@ func main() {
 		os.Exit(1)
 	}
 
-	// The warm client: created once per execution environment, reused by every invocation.
-	cfg.Producer.Logger = log
-	if cfg.Auth.SecretID != "" {
-		awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
-		if err != nil {
+	var awsCfg aws.Config
+	if cfg.Auth.SecretID != "" || cfg.Audit.Table != "" {
+		// Reads the environment only; no request is made here.
+		if awsCfg, err = awsconfig.LoadDefaultConfig(context.Background()); err != nil {
 			log.Error("AWS SDK configuration", "error", err)
 			os.Exit(1)
 		}
+	}
+
+	// The warm client: created once per execution environment, reused by every invocation.
+	cfg.Producer.Logger = log
+	if cfg.Auth.SecretID != "" {
 		// Fetched on first use, inside an invocation: a Secrets Manager outage then fails records
 		// (retried by Lambda) instead of the runtime's init.
 		cfg.Producer.Credentials = auth.New(secretsmanager.NewFromConfig(awsCfg), cfg.Auth.SecretID, log)
 	}
 	pool := producer.NewPool(cfg.Producer)
+
+	var auditor relay.Auditor
+	if cfg.Audit.Table != "" {
+		auditor = audit.New(dynamodb.NewFromConfig(awsCfg), audit.Options{Table: cfg.Audit.Table, Retention: cfg.Audit.Retention})
+	}
 	emf := metrics.New(os.Stdout, cfg.MetricsNamespace, lambdacontext.FunctionName)
-	handler := relay.New(cfg.Relay, pool, nil, emf, log)
+	handler := relay.New(cfg.Relay, pool, auditor, emf, log)
 
 	if !strings.Contains(cfg.Relay.Topic, relay.StreamPlaceholder) {
 		// Connect while the runtime starts; the first invocation reuses the result.
