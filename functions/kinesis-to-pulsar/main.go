@@ -70,7 +70,7 @@ func main() {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), warmUpBudget)
 			defer cancel()
-			if _, _, err := pool.Producer(ctx, cfg.Relay.Topic, producer.Batched); err != nil {
+			if err := pool.Warm(ctx, cfg.Relay.Topic, producer.Batched); err != nil {
 				log.Warn("warm-up could not create the producer; the first invocation will retry", "error", err)
 			}
 		}()

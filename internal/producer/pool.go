@@ -157,6 +157,7 @@ type entry struct {
 	producer     pulsar.Producer
 	err          error
 	authRejected bool // creation failed because the broker rejected the credentials
+	claimed      bool // a caller of Producer received it and counted it as created
 }
 
 // NewPool returns a pool; nothing connects until the first Producer call.
@@ -165,13 +166,21 @@ func NewPool(opts Options) *Pool {
 }
 
 // Producer returns the warm producer for topic and kind, creating it (and the client) if needed;
-// created reports whether this call started the creation. Creation is bounded by ctx: when ctx ends
-// first, Producer returns its error and the producer still being created is kept for the next call.
+// created is true for the first caller to receive a newly created producer (the ProducerCreated
+// metric). Creation is bounded by ctx: when ctx ends first, Producer returns its error and the producer
+// still being created is kept for the next call.
 func (p *Pool) Producer(ctx context.Context, topic string, kind Kind) (prod pulsar.Producer, created bool, err error) {
-	return p.producer(ctx, topic, kind, false)
+	return p.producer(ctx, topic, kind, true, false)
 }
 
-func (p *Pool) producer(ctx context.Context, topic string, kind Kind, retried bool) (prod pulsar.Producer, created bool, err error) {
+// Warm creates the producer for topic and kind ahead of the first invocation, which will still count
+// it as created.
+func (p *Pool) Warm(ctx context.Context, topic string, kind Kind) error {
+	_, _, err := p.producer(ctx, topic, kind, false, false)
+	return err
+}
+
+func (p *Pool) producer(ctx context.Context, topic string, kind Kind, claim, retried bool) (prod pulsar.Producer, created bool, err error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -188,7 +197,6 @@ func (p *Pool) producer(ctx context.Context, topic string, kind Kind, retried bo
 		}
 		e = &entry{ready: make(chan struct{})}
 		p.producers[k] = e
-		created = true
 		go p.create(client, k, e)
 	}
 	p.mu.Unlock()
@@ -196,13 +204,17 @@ func (p *Pool) producer(ctx context.Context, topic string, kind Kind, retried bo
 	select {
 	case <-e.ready:
 	case <-ctx.Done():
-		return nil, created, fmt.Errorf("creating %s producer for %s: %w", kind, topic, context.Cause(ctx))
+		return nil, false, fmt.Errorf("creating %s producer for %s: %w", kind, topic, context.Cause(ctx))
 	}
 	if e.authRejected && !retried {
-		// The broker rejected the credentials (rotated): create always dropped the client and refreshed
-		// them, so this attempt fetches them again and reconnects, once.
-		prod, _, err := p.producer(ctx, topic, kind, true)
-		return prod, true, err
+		// The broker rejected the credentials (rotated): create dropped the client and refreshed them,
+		// so this attempt fetches them again and reconnects, once.
+		return p.producer(ctx, topic, kind, claim, true)
+	}
+	if e.err == nil && claim {
+		p.mu.Lock()
+		created, e.claimed = !e.claimed, true
+		p.mu.Unlock()
 	}
 	return e.producer, created, e.err
 }
