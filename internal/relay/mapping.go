@@ -44,6 +44,7 @@ func (r *Relay) plan(records []events.KinesisEventRecord) ([]source, []message, 
 	sources := make([]source, len(records))
 	msgs := make([]message, 0, len(records))
 	starts := make([]int, len(records)+1) // record i owns msgs[starts[i]:starts[i+1]]
+	var subs []kpl.Record                 // reused across aggregates
 	for i := range records {
 		rec := &records[i]
 		s := &sources[i]
@@ -56,7 +57,8 @@ func (r *Relay) plan(records []events.KinesisEventRecord) ([]source, []message, 
 		starts[i] = len(msgs)
 
 		if r.opts.Deaggregate {
-			if subs, err := kpl.Deaggregate(rec.Kinesis.Data); err == nil {
+			var err error
+			if subs, err = kpl.AppendDeaggregate(subs[:0], rec.Kinesis.Data); err == nil {
 				s.aggregate = true
 				for j, sub := range subs {
 					msgs = append(msgs, message{record: i, sub: j, partitionKey: sub.PartitionKey,
