@@ -102,6 +102,9 @@ func (b *batch) publish(ctx context.Context) {
 		p, err := b.producer(ctx, s.topic, m.kind)
 		if err != nil {
 			b.complete(i, nil, err, 0)
+			if ctx.Err() != nil {
+				b.markDeadline()
+			}
 			continue
 		}
 		sent := time.Now()
@@ -236,10 +239,16 @@ func (b *batch) awaitMessage(ctx context.Context, j int) bool {
 	case <-ctx.Done():
 		b.mu.Lock()
 		b.waitCh = nil
-		b.deadline = true
 		b.mu.Unlock()
+		b.markDeadline()
 		return false
 	}
+}
+
+func (b *batch) markDeadline() {
+	b.mu.Lock()
+	b.deadline = true
+	b.mu.Unlock()
 }
 
 // await waits until every message issued so far is answered, or ctx ends.
