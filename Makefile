@@ -4,7 +4,9 @@ SHELL := /usr/bin/env bash
 
 GO        ?= go
 STACK     := infra/local/stack.sh
-RUN_ENV   := .cache/run/env
+# The stack's cache root (downloads, installs, run/); KP_CACHE_DIR moves it, as it does for infra/local.
+KP_CACHE  := $(or $(KP_CACHE_DIR),.cache)
+RUN_ENV   := $(KP_CACHE)/run/env
 FUNCTIONS := $(notdir $(wildcard functions/*))
 # Lambda builds: static, arm64 (Graviton), no net/rpc shim, reproducible paths.
 LAMBDA_GOFLAGS := -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
@@ -25,9 +27,11 @@ build-KinesisToPulsarFunction:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_GOFLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/kinesis-to-pulsar
 
 ## test: unit and integration tests against the local stack, which it starts and stops
+# (An interrupt stops the tests, not the recipe, so the stack is still stopped.)
 test:
 	$(STACK) up
-	status=0; (set -a; . $(RUN_ENV); set +a; $(GO) test -race -tags integration -count=1 -timeout 30m ./...) || status=$$?; \
+	status=0; trap 'status=130' INT TERM; \
+	(set -a; . $(RUN_ENV); set +a; $(GO) test -race -tags integration -count=1 -timeout 30m ./...) || status=$$?; \
 	$(STACK) down; exit $$status
 
 ## unit: the unit tests only, no servers
@@ -50,6 +54,6 @@ local-down:
 
 clean:
 	-$(STACK) down
-	rm -rf bin .aws-sam bench-out .cache/run
+	rm -rf bin .aws-sam bench-out $(KP_CACHE)/run
 
 FORCE:

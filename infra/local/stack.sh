@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# The local stack of kinesis-pulsar: Pulsar standalone, DynamoDB Local and moto, on 127.0.0.1 only.
+#
+#   stack.sh install   install what is missing into .cache/ (Pulsar 4.0.8, DynamoDB Local 3.3.1, the venv)
+#   stack.sh up        install, start the servers fresh (empty data; a running stack is restarted), wait until
+#                      each really answers, write .cache/run/env
+#   stack.sh down      stop every server this stack started (extra test brokers too); idempotent
+#   stack.sh status    one line per server
+#
+# Environment:
+#   KP_CACHE_DIR       cache root instead of <repo>/.cache (downloads, installs, run/ with pids, logs, data)
+#   PULSAR_SERVICE_URL (and PULSAR_ADMIN_URL), AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB: when set, that
+#                      server is not started and the given value goes into the env file.
+#   KP_PULSAR_TIMEOUT, KP_SERVER_TIMEOUT: readiness waits in seconds (120 for Pulsar, 30 for the others).
+#
+# .cache/run/env (KEY=value lines; `set -a; . .cache/run/env`): PULSAR_SERVICE_URL, PULSAR_ADMIN_URL,
+# AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+# PULSAR_HOME (the unpacked Pulsar distribution), KP_VENV (the Python venv). See docs/architecture.md.
+set -euo pipefail
+
+# shellcheck disable=SC2034 # used by lib.sh
+PROG="stack.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PULSAR_SH="$KP_LOCAL/pulsar.sh"
+ENV_FILE="$KP_RUN/env"
+DYNAMODB_PORT=8000
+MOTO_PORT=5000
+PULSAR_TIMEOUT=${KP_PULSAR_TIMEOUT:-120}
+SERVER_TIMEOUT=${KP_SERVER_TIMEOUT:-30}
+
+DYNAMODB_PID="$KP_RUN/dynamodb.pid"
+DYNAMODB_LOG="$KP_RUN/dynamodb.log"
+DYNAMODB_MARKER="-Dkp.instance=$KP_RUN/dynamodb "
+MOTO_PID="$KP_RUN/moto.pid"
+MOTO_LOG="$KP_RUN/moto.log"
+MOTO_MARKER="$KP_VENV/bin/moto_server "
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
+  exit 2
+}
+
+# A fake SigV4 header: DynamoDB Local and moto want one (they do not check the signature) and read the
+# region and the service from its credential scope.
+sigv4_header() { printf 'Authorization: AWS4-HMAC-SHA256 Credential=test/20200101/us-east-1/%s/aws4_request, SignedHeaders=host, Signature=0' "$1"; }
+
+# ---- install ----------------------------------------------------------------------------------------------
+
+install_all() {
+  local with_dynamodb=$1
+  install_pulsar
+  if ((with_dynamodb)); then install_dynamodb; fi
+  install_venv
+}
+
+cmd_install() {
+  local start
+  start=$(now_ms)
+  need_java
+  with_install_lock install_all 1
+  info "installed in $(elapsed "$start")s: Pulsar $PULSAR_VERSION ($KP_PULSAR_HOME), DynamoDB Local $DYNAMODB_VERSION ($KP_DYNAMODB_HOME), venv ($KP_VENV)"
+}
+
+# ---- servers ----------------------------------------------------------------------------------------------
+
+start_dynamodb() {
+  : >"$DYNAMODB_LOG"
+  # LoopbackServer: DynamoDB Local's own main with the listener pinned to 127.0.0.1 (it has no such option).
+  (
+    cd "$KP_RUN"
+    exec java -Xms64m -Xmx1g -XX:+UseSerialGC -Dkp.instance="$KP_RUN/dynamodb" -Djava.net.preferIPv4Stack=true \
+      -Djava.library.path="$KP_DYNAMODB_HOME/lib" -cp "$KP_DYNAMODB_HOME/classes:$KP_DYNAMODB_HOME/lib/*" \
+      -Dkp.bind=127.0.0.1 LoopbackServer -inMemory -disableTelemetry -port "$DYNAMODB_PORT"
+  ) </dev/null >>"$DYNAMODB_LOG" 2>&1 &
+  printf '%s\n' "$!" >"$DYNAMODB_PID"
+}
+
+dynamodb_ready() {
+  curl -sS --max-time 5 -X POST -H 'Content-Type: application/x-amz-json-1.0' \
+    -H 'X-Amz-Target: DynamoDB_20120810.ListTables' -H "$(sigv4_header dynamodb)" -d '{}' \
+    "http://127.0.0.1:$DYNAMODB_PORT/" 2>/dev/null | grep -q '"TableNames"'
+}
+
+start_moto() {
+  : >"$MOTO_LOG"
+  (
+    cd "$KP_RUN"
+    exec "$KP_VENV/bin/python" "$KP_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+  ) </dev/null >>"$MOTO_LOG" 2>&1 &
+  printf '%s\n' "$!" >"$MOTO_PID"
+}
+
+# A real Secrets Manager call, which also loads that backend before the first test needs it.
+moto_ready() {
+  curl -sS --max-time 5 -X POST -H 'Content-Type: application/x-amz-json-1.1' \
+    -H 'X-Amz-Target: secretsmanager.ListSecrets' -H "$(sigv4_header secretsmanager)" -d '{}' \
+    "http://127.0.0.1:$MOTO_PORT/" 2>/dev/null | grep -q '"SecretList"'
+}
+
+# wait_server LABEL PIDFILE MARKER LOG READY_FN TIMEOUT_S START_MS: polls READY_FN; on failure prints one line
+# with the server, its log and what to do, and returns 1.
+wait_server() {
+  local label=$1 pidfile=$2 marker=$3 log=$4 ready=$5 timeout=$6 start=$7 pid
+  pid=$(tr -dc '0-9' <"$pidfile")
+  while ! "$ready"; do
+    if [[ ! -e /proc/$pid ]]; then
+      tail_log "$log" 6
+      info "error: $label exited during start-up; read $log, fix the cause and run 'make local-up' again"
+      rm -f "$pidfile"
+      return 1
+    fi
+    if (($(now_ms) - start > timeout * 1000)); then
+      tail_log "$log" 6
+      info "error: $label not ready after ${timeout}s; read $log, then retry (KP_SERVER_TIMEOUT raises the wait)"
+      return 1
+    fi
+    sleep 0.2
+  done
+  info "$label ready in $(elapsed "$start")s (pid $pid, log $log)"
+}
+
+stop_servers() {
+  local pids=()
+  "$PULSAR_SH" stop-all &
+  pids+=($!)
+  stop_pid dynamodb "$DYNAMODB_PID" "$DYNAMODB_MARKER" 10 &
+  pids+=($!)
+  stop_pid moto "$MOTO_PID" "$MOTO_MARKER" 10 &
+  pids+=($!)
+  local p rc=0
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  return "$rc"
+}
+
+# ---- commands ---------------------------------------------------------------------------------------------
+
+cmd_up() {
+  local start
+  start=$(now_ms)
+  need_cmd curl "install curl (Debian: apt-get install curl)"
+  need_java
+
+  # A variable the user set wins: that server is not started here.
+  local run_pulsar=1 run_dynamodb=1 run_moto=1
+  local pulsar_url="pulsar://127.0.0.1:6650" admin_url="http://127.0.0.1:8080"
+  local aws_url="http://127.0.0.1:$MOTO_PORT" dynamodb_url="http://127.0.0.1:$DYNAMODB_PORT"
+  if [[ -n ${PULSAR_SERVICE_URL:-} ]]; then
+    run_pulsar=0
+    pulsar_url=$PULSAR_SERVICE_URL
+    if [[ -n ${PULSAR_ADMIN_URL:-} ]]; then
+      admin_url=$PULSAR_ADMIN_URL
+    else
+      # Same host, the broker's default web port.
+      local host=${PULSAR_SERVICE_URL#*://}
+      host=${host%%[:/]*}
+      admin_url="http://$host:8080"
+      info "PULSAR_SERVICE_URL is set but PULSAR_ADMIN_URL is not; assuming $admin_url"
+    fi
+  fi
+  if [[ -n ${AWS_ENDPOINT_URL:-} ]]; then run_moto=0 aws_url=$AWS_ENDPOINT_URL; fi
+  if [[ -n ${AWS_ENDPOINT_URL_DYNAMODB:-} ]]; then run_dynamodb=0 dynamodb_url=$AWS_ENDPOINT_URL_DYNAMODB; fi
+
+  # Pulsar is installed even when the user brings a broker: tests start extra brokers from it.
+  with_install_lock install_all "$run_dynamodb"
+  mkdir -p "$KP_RUN"
+  rm -f "$ENV_FILE"
+
+  # Whatever an earlier run of this stack left (running or crashed) goes first: tests need empty servers.
+  stop_servers
+  "$PULSAR_SH" clean-extra
+
+  if ((run_pulsar)); then
+    check_port_free 6650 "Pulsar broker" "set PULSAR_SERVICE_URL and PULSAR_ADMIN_URL to use that broker"
+    check_port_free 8080 "Pulsar admin/web" "set PULSAR_SERVICE_URL and PULSAR_ADMIN_URL to use a broker that is running"
+  fi
+  if ((run_dynamodb)); then
+    check_port_free "$DYNAMODB_PORT" "DynamoDB Local" "set AWS_ENDPOINT_URL_DYNAMODB to a DynamoDB endpoint that is running"
+  fi
+  if ((run_moto)); then
+    check_port_free "$MOTO_PORT" "moto" "set AWS_ENDPOINT_URL to an AWS stand-in that is running"
+  fi
+
+  # From here on, a failure or an interrupt stops what this run started.
+  trap 'info "interrupted; stopping what was started"; stop_servers; exit 130' INT TERM
+  local pulsar_job="" failed=0
+  if ((run_pulsar)); then
+    "$PULSAR_SH" start --name default --broker-port 6650 --web-port 8080 --timeout "$PULSAR_TIMEOUT" &
+    pulsar_job=$!
+  fi
+  local t_servers
+  t_servers=$(now_ms)
+  if ((run_dynamodb)); then start_dynamodb; fi
+  if ((run_moto)); then start_moto; fi
+  if ((run_dynamodb)); then
+    wait_server "DynamoDB Local" "$DYNAMODB_PID" "$DYNAMODB_MARKER" "$DYNAMODB_LOG" dynamodb_ready "$SERVER_TIMEOUT" "$t_servers" || failed=1
+  fi
+  if ((run_moto)); then
+    wait_server "moto" "$MOTO_PID" "$MOTO_MARKER" "$MOTO_LOG" moto_ready "$SERVER_TIMEOUT" "$t_servers" || failed=1
+  fi
+  if [[ -n $pulsar_job ]]; then wait "$pulsar_job" || failed=1; fi
+  if ((failed)); then
+    stop_servers || true
+    trap - INT TERM
+    die "the local stack did not come up (see the error above); everything it started was stopped"
+  fi
+  trap - INT TERM
+
+  {
+    write_kv_line PULSAR_SERVICE_URL "$pulsar_url"
+    write_kv_line PULSAR_ADMIN_URL "$admin_url"
+    write_kv_line AWS_ENDPOINT_URL "$aws_url"
+    write_kv_line AWS_ENDPOINT_URL_DYNAMODB "$dynamodb_url"
+    write_kv_line AWS_REGION us-east-1
+    write_kv_line AWS_ACCESS_KEY_ID test
+    write_kv_line AWS_SECRET_ACCESS_KEY test
+    write_kv_line PULSAR_HOME "$KP_PULSAR_HOME"
+    write_kv_line KP_VENV "$KP_VENV"
+  } >"$ENV_FILE.tmp"
+  mv "$ENV_FILE.tmp" "$ENV_FILE"
+  local external=()
+  ((run_pulsar)) || external+=(Pulsar)
+  ((run_dynamodb)) || external+=(DynamoDB)
+  ((run_moto)) || external+=(moto)
+  info "local stack up in $(elapsed "$start")s; env: $ENV_FILE${external[*]:+ (not started, user-set: ${external[*]})}"
+}
+
+cmd_down() {
+  stop_servers
+  rm -f "$ENV_FILE"
+  info "local stack down"
+}
+
+server_status() {
+  local label=$1 pidfile=$2 marker=$3 url=$4 log=$5 pid
+  pid=$(pid_of_ours "$pidfile" "$marker")
+  if [[ -n $pid ]]; then
+    printf '%-20s running  pid %-7s %s  log %s\n' "$label" "$pid" "$url" "$log"
+  else
+    printf '%-20s stopped\n' "$label"
+  fi
+}
+
+cmd_status() {
+  "$PULSAR_SH" status
+  server_status dynamodb "$DYNAMODB_PID" "$DYNAMODB_MARKER" "http://127.0.0.1:$DYNAMODB_PORT" "$DYNAMODB_LOG"
+  server_status moto "$MOTO_PID" "$MOTO_MARKER" "http://127.0.0.1:$MOTO_PORT" "$MOTO_LOG"
+  if [[ -f $ENV_FILE ]]; then
+    printf '%-20s %s\n' "env file" "$ENV_FILE"
+  else
+    printf '%-20s %s\n' "env file" "none (run 'make local-up')"
+  fi
+}
+
+main() {
+  (($#)) || usage
+  local cmd=$1
+  shift
+  (($# == 0)) || die "$cmd takes no arguments"
+  case $cmd in
+  install) cmd_install ;;
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  -h | --help | help) usage ;;
+  *) die "unknown command '$cmd' (install, up, down, status)" ;;
+  esac
+}
+
+main "$@"
