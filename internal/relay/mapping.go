@@ -20,6 +20,7 @@ type source struct {
 	shardID   string
 	stream    string
 	topic     string
+	arrivedAt time.Time
 	arrival   string // kinesis.arrival.timestamp
 	encrypted string // kinesis.encryption.type
 	aggregate bool   // a KPL aggregate, split into sub-records
@@ -52,7 +53,10 @@ func (r *Relay) plan(records []events.KinesisEventRecord) ([]source, []message, 
 		s.shardID = shardID(rec.EventID)
 		s.stream = streamName(rec.EventSourceArn)
 		s.topic, s.err = r.topicFor(r.opts.Topic, s.stream, rec.EventSourceArn)
-		s.arrival = formatArrival(rec.Kinesis.ApproximateArrivalTimestamp.Time)
+		// Kinesis arrival times are whole milliseconds; aws-lambda-go decodes the float seconds by
+		// truncation, which lands just below the millisecond about half the time.
+		s.arrivedAt = rec.Kinesis.ApproximateArrivalTimestamp.Time.Round(time.Millisecond)
+		s.arrival = formatArrival(s.arrivedAt)
 		s.encrypted = encryptionType(rec.Kinesis.EncryptionType)
 		starts[i] = len(msgs)
 
@@ -112,7 +116,7 @@ func (r *Relay) producerMessage(s *source, m *message) *pulsar.ProducerMessage {
 	return &pulsar.ProducerMessage{
 		Payload:    m.payload,
 		Key:        r.key(s, m),
-		EventTime:  s.rec.Kinesis.ApproximateArrivalTimestamp.Time,
+		EventTime:  s.arrivedAt,
 		Properties: r.properties(s, m),
 	}
 }

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -465,5 +466,30 @@ func TestProducerRelease(t *testing.T) {
 	}
 	if has(slowAfterFirst, "reset") {
 		t.Errorf("progress made, yet the client was reset: %v", slowAfterFirst.events)
+	}
+}
+
+// Lambda sends arrival times as float seconds; decoding truncates .987 to .986999988, which must not
+// become .986 in the property or the event time.
+func TestArrivalTimeRoundsToTheMillisecond(t *testing.T) {
+	var ev events.KinesisEvent
+	for ms := 0; ms < 1000; ms++ {
+		body := fmt.Sprintf(`{"Records":[{"eventID":"shardId-000000000000:1","eventSourceARN":"arn:aws:kinesis:us-east-1:1:stream/s",
+			"kinesis":{"sequenceNumber":"%d","partitionKey":"k","data":"eA==","approximateArrivalTimestamp":1545084650.%03d}}]}`, ms+1, ms)
+		var one events.KinesisEvent
+		if err := json.Unmarshal([]byte(body), &one); err != nil {
+			t.Fatal(err)
+		}
+		ev.Records = append(ev.Records, one.Records...)
+	}
+	fake := newFake(nil)
+	if _, _, err := run(t, Options{Properties: AllProperties}, fake, nil, ev, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for ms, m := range fake.sent[topic] {
+		want := time.Unix(1545084650, int64(ms)*int64(time.Millisecond)).UTC()
+		if !m.EventTime.Equal(want) || m.Properties["kinesis.arrival.timestamp"] != want.Format("2006-01-02T15:04:05.000Z") {
+			t.Fatalf("arrival .%03d: event time %v, property %s", ms, m.EventTime, m.Properties["kinesis.arrival.timestamp"])
+		}
 	}
 }

@@ -84,7 +84,7 @@ func (b *batch) summarize(started time.Time) *Summary {
 			s.Published++
 			s.PublishedBytes += int64(len(b.msgs[i].payload))
 			latencies = append(latencies, o.latency)
-			if t := b.sources[b.msgs[i].record].rec.Kinesis.ApproximateArrivalTimestamp.Time; t.After(newest) {
+			if t := b.sources[b.msgs[i].record].arrivedAt; t.After(newest) {
 				newest = t
 			}
 		case deadLettered:
