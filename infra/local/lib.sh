@@ -96,6 +96,25 @@ install_pulsar() {
     die "Pulsar $PULSAR_VERSION does not run on $(java -version 2>&1 | head -n1): $(tail -n1 <<<"$out")"
   grep -q "$PULSAR_VERSION" <<<"$out" || die "unexpected Pulsar version output: $(head -n1 <<<"$out")"
   date -u +%FT%TZ >"$KP_PULSAR_HOME/.kp-installed"
+  install_pulsar_tools
+}
+
+# pulsar_tools_dir: where the compiled helpers of infra/local/pulsar/*.java live (keyed by their source).
+pulsar_tools_dir() {
+  printf '%s\n' "$KP_CACHE/pulsar/kp-tools-$(file_hash "$KP_LOCAL"/pulsar/*.java)"
+}
+
+# install_pulsar_tools: compiles those helpers against the distribution's jars, once.
+install_pulsar_tools() {
+  local dir tmp
+  dir=$(pulsar_tools_dir)
+  [[ -d $dir ]] && return 0
+  need_cmd javac "install a Java 17+ JDK, not only a JRE (Debian: apt-get install openjdk-17-jdk-headless)"
+  tmp="$dir.tmp.$$"
+  rm -rf "$tmp"
+  javac -nowarn -cp "$KP_PULSAR_HOME/lib/*" -d "$tmp" "$KP_LOCAL"/pulsar/*.java >"$KP_CACHE/pulsar/kp-tools.log" 2>&1 ||
+    die "compiling infra/local/pulsar/*.java against Pulsar $PULSAR_VERSION failed (log: $KP_CACHE/pulsar/kp-tools.log)"
+  mv "$tmp" "$dir"
 }
 
 # pulsar_cds_archive: the path of the class-data-sharing archive for this Pulsar and this JDK build. The JVM
@@ -233,6 +252,18 @@ check_port_free() {
     owner=$(port_owner "$port")
     die "port $port ($what) on 127.0.0.1 is already in use${owner:+ by $owner}; that process was not started by this stack and is left alone: stop it, or $hint"
   fi
+}
+
+# free_ports N: N distinct ports between 20000 and 29999 (below the kernel's ephemeral range, so no
+# outgoing connection takes them meanwhile) that nothing listens on now.
+free_ports() {
+  local n=$1 port found=()
+  while ((${#found[@]} < n)); do
+    port=$((20000 + RANDOM % 10000))
+    [[ " ${found[*]} " == *" $port "* ]] && continue
+    port_in_use "$port" || found+=("$port")
+  done
+  printf '%s\n' "${found[*]}"
 }
 
 # tail_log FILE: the last lines of a log, indented, for a failure message.

@@ -100,7 +100,7 @@ wait_ready() {
       info "$(label) not ready after ${timeout}s (waiting for: $phase); last lines of $LOG:"
       tail_log "$LOG" 8
       stop_instance
-      die "$(label) was stopped; read $LOG, then retry (a slow machine may need --timeout)"
+      die "$(label) was stopped; read $LOG, then retry (a slow machine may need a longer wait: pulsar.sh --timeout, KP_PULSAR_TIMEOUT for stack.sh)"
     fi
     case $phase in
     "namespace public/default")
@@ -207,7 +207,7 @@ cmd_start() {
   read -r -a memflags <<<"$mem"
   local start
   start=$(now_ms)
-  if ((keep)); then printf '\n==== restart %s ====\n' "$(date -u +%FT%TZ)" >>"$LOG"; else : >"$LOG"; fi
+  if ((keep)); then printf '\n==== %s: restart ====\n' "$(date -u +%FT%TZ)" >>"$LOG"; else : >"$LOG"; fi
   # The flags bin/pulsar passes for Java 17 (PULSAR_EXTRA_OPTS, add-opens, metadata drivers), launched
   # directly: bin/pulsar puts conf/ on the class path, which rules out a class-data-sharing archive, and
   # pre-touches the heap. cwd is the data dir so that relative paths of the config stay inside it.
@@ -255,6 +255,17 @@ stop_instance() {
   fi
 }
 
+# drop_ephemeral_nodes: with the broker stopped, removes what its ephemeral metadata nodes would be once its
+# session expired (see pulsar/DropEphemeralNodes.java: after a kill, stale registrations make the restarted
+# bookie's registration flap).
+drop_ephemeral_nodes() {
+  [[ -d "$DATA/metadata" ]] || return 0
+  [[ -d $(pulsar_tools_dir) ]] || with_install_lock install_pulsar_tools
+  printf '\n==== %s: dropping ephemeral metadata nodes before restart ====\n' "$(date -u +%FT%TZ)" >>"$LOG"
+  java -cp "$KP_PULSAR_HOME/lib/*:$(pulsar_tools_dir)" DropEphemeralNodes "$DATA/metadata" >>"$LOG" 2>&1 ||
+    die "$(label): clearing stale ephemeral nodes from $DATA/metadata failed (see $LOG); start it afresh with start"
+}
+
 cmd_stop() {
   set_instance "$(parse_name "$@")"
   stop_instance
@@ -288,6 +299,7 @@ cmd_restart() {
   set_instance "$name"
   [[ -f $ARGSFILE ]] || die "$(label) was never started (no $ARGSFILE); use start"
   stop_instance
+  drop_ephemeral_nodes
   local -a args
   eval "args=($(cat "$ARGSFILE"))"
   cmd_start "${args[@]}" "${extra[@]}" --keep-data

@@ -56,6 +56,10 @@ func StartBroker(t testing.TB, opts BrokerOptions) *Broker {
 		t.Fatalf("localenv: %v", err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			// Kept until the next `stack.sh up`.
+			t.Logf("localenv: log of broker %q: %s", b.name, b.LogPath())
+		}
 		if err := b.Stop(); err != nil {
 			t.Errorf("localenv: %v", err)
 		}
@@ -108,6 +112,27 @@ func startBroker(t testing.TB, opts BrokerOptions) (*Broker, error) {
 	return b, nil
 }
 
+// LogPath returns the broker's console log, .cache/run/pulsar-<name>.log (under KP_CACHE_DIR when set).
+func (b *Broker) LogPath() string {
+	return filepath.Join(b.cacheDir(), "run", "pulsar-"+b.name+".log")
+}
+
+// cacheDir is the stack's cache root as the scripts see it from the repository root, where make runs
+// them: KP_CACHE_DIR (relative to the root when relative), or <repo>/.cache.
+func (b *Broker) cacheDir() string {
+	// The script is <repo>/infra/local/pulsar.sh.
+	root := filepath.Dir(filepath.Dir(filepath.Dir(b.script)))
+	cache := os.Getenv("KP_CACHE_DIR")
+	switch {
+	case cache == "":
+		return filepath.Join(root, ".cache")
+	case filepath.IsAbs(cache):
+		return cache
+	default:
+		return filepath.Join(root, cache)
+	}
+}
+
 // Name returns the broker's name.
 func (b *Broker) Name() string { return b.name }
 
@@ -137,6 +162,8 @@ func (b *Broker) run(timeout time.Duration, args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, b.script, args...)
+	// go test runs in the package directory; the stack's cache must not move with it.
+	cmd.Env = append(os.Environ(), "KP_CACHE_DIR="+b.cacheDir())
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out

@@ -181,9 +181,17 @@ func TestTerminateTopic(t *testing.T) {
 	if _, err := env.Admin().TerminateTopic(ctx, topic); err != nil {
 		t.Fatal(err)
 	}
+	// The connected producer fails: TopicTerminated, or ProducerClosed when the broker's notice closed it first.
 	_, err = producer.Send(ctx, &pulsar.ProducerMessage{Payload: []byte("after")})
-	if !errors.Is(err, pulsar.ErrTopicTerminated) {
-		t.Errorf("send after terminate: error %v, want %v", err, pulsar.ErrTopicTerminated)
+	if !errors.Is(err, pulsar.ErrTopicTerminated) && !errors.Is(err, pulsar.ErrProducerClosed) {
+		t.Errorf("send after terminate: error %v, want %v or %v", err, pulsar.ErrTopicTerminated, pulsar.ErrProducerClosed)
+	}
+	// A new producer is refused.
+	if p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic}); err == nil || !strings.Contains(err.Error(), "TopicTerminated") {
+		if p != nil {
+			p.Close()
+		}
+		t.Errorf("create producer on a terminated topic: error %v, want TopicTerminated", err)
 	}
 	var adminErr *localenv.AdminError
 	if err := env.Admin().CreateTopic(ctx, topic); !errors.As(err, &adminErr) || adminErr.Status != 409 {

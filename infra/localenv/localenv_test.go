@@ -287,3 +287,22 @@ func TestAdminRequests(t *testing.T) {
 		}
 	}
 }
+
+func TestBrokerCacheDir(t *testing.T) {
+	tests := []struct{ env, want string }{
+		{env: "", want: "/repo/.cache"},
+		{env: "/tmp/kp", want: "/tmp/kp"},
+		{env: "build/cache", want: "/repo/build/cache"},
+	}
+	b := &Broker{name: "faults", script: "/repo/infra/local/pulsar.sh"}
+	for _, tt := range tests {
+		t.Setenv("KP_CACHE_DIR", tt.env)
+		if got := b.cacheDir(); got != tt.want {
+			t.Errorf("KP_CACHE_DIR=%q: cacheDir() = %q, want %q", tt.env, got, tt.want)
+		}
+	}
+	t.Setenv("KP_CACHE_DIR", "")
+	if got := b.LogPath(); got != "/repo/.cache/run/pulsar-faults.log" {
+		t.Errorf("LogPath() = %q", got)
+	}
+}
