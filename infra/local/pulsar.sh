@@ -9,6 +9,7 @@
 #   pulsar.sh stop    --name NAME        SIGTERM, bounded wait, then SIGKILL
 #   pulsar.sh kill    --name NAME        SIGKILL at once (crash tests); data and settings stay for restart
 #   pulsar.sh restart --name NAME        stop if running, start again with the same ports, settings and data
+#                                        (minus stale ephemeral metadata, see pulsar/DropEphemeralNodes.java)
 #   pulsar.sh status  [--name NAME]      one line per broker
 #   pulsar.sh stop-all                   stop every broker of this stack (used by stack.sh down)
 #   pulsar.sh clean-extra                remove files of stopped extra brokers (used by stack.sh up)
