@@ -194,6 +194,10 @@ cmd_start() {
     printf '%q ' "${saved[@]}" >"$ARGSFILE"
   fi
   mkdir -p "$DATA/logs"
+  # The JVM's temporary directory: RocksDB and BookKeeper unpack native libraries there (13 MB per start),
+  # which a killed JVM never removes. Inside the data dir they go with the next wipe.
+  rm -rf "$DATA/tmp"
+  mkdir -p "$DATA/tmp"
 
   local cds archive
   archive=$(pulsar_cds_archive)
@@ -215,7 +219,7 @@ cmd_start() {
   (
     cd "$DATA"
     exec java "${memflags[@]}" -XX:+UseG1GC -XX:+PerfDisableSharedMem "${cds[@]}" \
-      -Dkp.instance="$DATA" \
+      -Dkp.instance="$DATA" -Djava.io.tmpdir="$DATA/tmp" \
       -cp "$KP_PULSAR_HOME/lib/*" \
       -Djava.net.preferIPv4Stack=true -Djute.maxbuffer=10485760 \
       --add-opens java.base/java.io=ALL-UNNAMED --add-opens java.base/java.util.zip=ALL-UNNAMED \
