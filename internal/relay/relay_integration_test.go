@@ -7,10 +7,7 @@ import (
 	"context"
 	"fmt"
 	"math/big"
-	"net/http"
-	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +15,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
@@ -27,11 +25,7 @@ import (
 
 func serviceURL(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv("PULSAR_SERVICE_URL")
-	if u == "" {
-		t.Fatal("PULSAR_SERVICE_URL is not set: run the integration tests with make test (or make local-up first)")
-	}
-	return u
+	return localenv.Require(t).PulsarServiceURL
 }
 
 // summaries collects what the relay observed.
@@ -440,30 +434,9 @@ func TestBrokerDownReturnsBeforeDeadline(t *testing.T) {
 
 func createPartitionedTopic(t *testing.T, topic string, partitions int) {
 	t.Helper()
-	admin := os.Getenv("PULSAR_ADMIN_URL")
-	if admin == "" {
-		admin = "http://127.0.0.1:8080"
-	}
-	if err := putPartitions(admin, topic, partitions); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := localenv.Require(t).Admin().CreatePartitionedTopic(ctx, topic, partitions); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// putPartitions is temporary: infra/localenv will provide it.
-func putPartitions(admin, topic string, n int) error {
-	path := strings.TrimPrefix(topic, "persistent://")
-	req, err := http.NewRequest(http.MethodPut, admin+"/admin/v2/persistent/"+path+"/partitions", strings.NewReader(strconv.Itoa(n)))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	if res.StatusCode/100 != 2 {
-		return fmt.Errorf("creating %s: %s", topic, res.Status)
-	}
-	return nil
 }
