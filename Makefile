@@ -26,9 +26,9 @@ bin/%/bootstrap: FORCE
 build-KinesisToPulsarFunction:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_GOFLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/kinesis-to-pulsar
 
-## test: unit and integration tests against the local stack, which it starts and stops
-# (An interrupt stops the tests, not the recipe, so the stack is still stopped.)
-test:
+## test: the template checks, then unit and integration tests against the local stack, which it
+## starts and stops (an interrupt stops the tests, not the recipe, so the stack is still stopped)
+test: template-check sam-build
 	$(STACK) up
 	status=0; trap 'status=130' INT TERM; \
 	(set -a; . $(RUN_ENV); set +a; $(GO) test -race -tags integration -count=1 -timeout 30m ./...) || status=$$?; \
@@ -38,8 +38,8 @@ test:
 unit:
 	$(GO) test -race -count=1 ./...
 
-## lint: gofmt, go vet, staticcheck
-lint:
+## lint: gofmt, go vet, staticcheck, and the template checks
+lint: template-check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...

@@ -5,7 +5,7 @@
 # install; infra/local/requirements.txt pins aws-sam-cli and cfn-lint). The Go checks of the template's
 # wiring are plain unit tests (infra/sam/*_test.go), run by `go test`.
 
-KP_VENV      ?= .cache/venv
+KP_VENV      ?= $(KP_CACHE)/venv
 SAM_REGION   ?= us-east-1
 SAM_TEMPLATE := template.yaml
 SAM_BOOTSTRAP := .aws-sam/build/KinesisToPulsarFunction/bootstrap
