@@ -13,8 +13,10 @@ LAMBDA_GOFLAGS := -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
 
 .PHONY: build test unit lint local-up local-down clean
 
-# Template checks and SAM targets.
+# Template checks and SAM targets; local invoke and demo; benchmarks.
 -include infra/sam/sam.mk
+-include infra/dev.mk
+-include infra/bench/bench.mk
 
 ## build: an arm64 bootstrap per function under bin/<function>/bootstrap
 build: $(FUNCTIONS:%=bin/%/bootstrap)
