@@ -49,10 +49,21 @@ type Options struct {
 	Table string
 	// Retention is how long batch items live (DynamoDB TTL). Default 7 days.
 	Retention time.Duration
+	// Timeout bounds one Record call: both writes, with the SDK's retries. Default 2 s. The caller's
+	// deadline still applies when it is earlier.
+	Timeout time.Duration
 }
 
-// DefaultRetention of batch items.
-const DefaultRetention = 7 * 24 * time.Hour
+// Defaults.
+const (
+	DefaultRetention = 7 * 24 * time.Hour
+	// DefaultTimeout is far above a DynamoDB write (milliseconds) and leaves room for the SDK's
+	// retries of a throttled or failed request. Without a bound of its own, an endpoint that does not
+	// answer (or refuses connections, retried with backoff) would hold every invocation until its
+	// deadline: with AUDIT_REQUIRED=false the batch is delivered anyway, so the shard would only
+	// slow down to one batch per function timeout.
+	DefaultTimeout = 2 * time.Second
+)
 
 // Table writes audit items. It implements relay.Auditor and is safe for concurrent use.
 type Table struct {
@@ -65,6 +76,9 @@ func New(db Writer, opts Options) *Table {
 	if opts.Retention <= 0 {
 		opts.Retention = DefaultRetention
 	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
 	return &Table{db: db, opts: opts}
 }
 
@@ -73,8 +87,11 @@ func Key(streamARN, shardID string) string { return streamARN + "#" + shardID }
 
 // Record writes the batch item and, when the batch delivered at least its first record, advances the
 // checkpoint. The two writes run concurrently; the checkpoint not advancing because a later one is
-// already recorded is not an error.
+// already recorded is not an error. Record returns within Options.Timeout, or by ctx's deadline when
+// that is earlier.
 func (t *Table) Record(ctx context.Context, b Batch) error {
+	ctx, cancel := context.WithTimeout(ctx, t.opts.Timeout)
+	defer cancel()
 	pk := Key(b.StreamARN, b.ShardID)
 	var wg sync.WaitGroup
 	var checkpointErr error

@@ -23,28 +23,28 @@ type Reader interface {
 
 // Checkpoint is where a shard stands.
 type Checkpoint struct {
-	ShardID        string
-	SequenceNumber string
-	UpdatedAt      string
-	RequestID      string
-	Topic          string
-	LastMessageID  string
+	ShardID        string `json:"shardId"`
+	SequenceNumber string `json:"sequenceNumber"`
+	UpdatedAt      string `json:"updatedAt"`
+	RequestID      string `json:"requestId"`
+	Topic          string `json:"topic"`
+	LastMessageID  string `json:"lastMessageId"`
 }
 
 // BatchItem is what one invocation did.
 type BatchItem struct {
-	FirstSequenceNumber      string
-	LastSequenceNumber       string
-	CheckpointSequenceNumber string
-	FailedSequenceNumber     string
-	Records                  int
-	Published                int
-	DeadLettered             int
-	StartedAt                string
-	DurationMs               int64
-	Topic                    string
-	RequestID                string
-	ExpiresAt                time.Time
+	FirstSequenceNumber      string    `json:"firstSequenceNumber"`
+	LastSequenceNumber       string    `json:"lastSequenceNumber"`
+	CheckpointSequenceNumber string    `json:"checkpointSequenceNumber,omitempty"`
+	FailedSequenceNumber     string    `json:"failedSequenceNumber,omitempty"`
+	Records                  int       `json:"records"`
+	Published                int       `json:"published"`
+	DeadLettered             int       `json:"deadLettered"`
+	StartedAt                string    `json:"startedAt"`
+	DurationMs               int64     `json:"durationMs"`
+	Topic                    string    `json:"topic"`
+	RequestID                string    `json:"requestId"`
+	ExpiresAt                time.Time `json:"expiresAt"`
 }
 
 // Checkpoints reads the checkpoints of the given shards of a stream; shards without one are left out.
@@ -56,7 +56,7 @@ func Checkpoints(ctx context.Context, db Reader, table, streamARN string, shardI
 			keys = append(keys, map[string]types.AttributeValue{AttrPK: str(Key(streamARN, id)), AttrSK: str(CheckpointSK)})
 		}
 		req := map[string]types.KeysAndAttributes{table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
-		for len(req) > 0 {
+		for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 			res, err := db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
 			if err != nil {
 				return nil, fmt.Errorf("reading checkpoints from %s: %w", table, err)
@@ -64,7 +64,15 @@ func Checkpoints(ctx context.Context, db Reader, table, streamARN string, shardI
 			for _, item := range res.Responses[table] {
 				out = append(out, checkpointOf(item, streamARN))
 			}
-			req = res.UnprocessedKeys
+			if req = res.UnprocessedKeys; len(req) == 0 {
+				break
+			}
+			// Keys come back unprocessed when the table throttles: retrying at once would be refused too.
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("reading checkpoints from %s: %w", table, context.Cause(ctx))
+			case <-time.After(wait):
+			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ShardID < out[j].ShardID })
@@ -97,42 +105,91 @@ func ScanCheckpoints(ctx context.Context, db Reader, table, streamARN string) ([
 	return out, nil
 }
 
-// RecentBatches returns up to n batch items of a shard, highest first sequence number first (within a
-// shard, Kinesis sequence numbers have the same number of digits, so this is also time order).
+// RecentBatches returns up to n batch items of a shard, newest first: by first sequence number,
+// highest first, and attempts at the same batch (Lambda's retries) by start time, latest first.
 func RecentBatches(ctx context.Context, db Reader, table, streamARN, shardID string, n int) ([]BatchItem, error) {
+	return batches(ctx, db, table, streamARN, shardID, n, time.Time{})
+}
+
+// BatchesUntil is RecentBatches for the batches that started at or before until. It reads, and pays
+// for, every batch item of the shard newer than until: meant for the last hours or days, not as an
+// index by time.
+func BatchesUntil(ctx context.Context, db Reader, table, streamARN, shardID string, until time.Time, n int) ([]BatchItem, error) {
+	if until.IsZero() {
+		return nil, errors.New("the time to list batches until must be set")
+	}
+	return batches(ctx, db, table, streamARN, shardID, n, until)
+}
+
+// batches queries a shard's batch items in descending sort key order. Within a shard Kinesis sequence
+// numbers have the same number of digits, so the sort key order of "batch#<first sequence number>#…"
+// is their integer order, which is time order.
+func batches(ctx context.Context, db Reader, table, streamARN, shardID string, n int, until time.Time) ([]BatchItem, error) {
 	if n <= 0 {
 		return nil, errors.New("the number of batches must be positive")
 	}
-	res, err := db.Query(ctx, &dynamodb.QueryInput{
+	in := &dynamodb.QueryInput{
 		TableName:              &table,
 		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :batch)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":pk": str(Key(streamARN, shardID)), ":batch": str(BatchPrefix),
 		},
 		ScanIndexForward: aws.Bool(false),
-		Limit:            aws.Int32(int32(n)),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading batches of %s from %s: %w", shardID, table, err)
 	}
-	out := make([]BatchItem, 0, len(res.Items))
-	for _, item := range res.Items {
-		out = append(out, BatchItem{
-			FirstSequenceNumber:      s(item, "firstSequenceNumber"),
-			LastSequenceNumber:       s(item, "lastSequenceNumber"),
-			CheckpointSequenceNumber: s(item, "checkpointSequenceNumber"),
-			FailedSequenceNumber:     s(item, "failedSequenceNumber"),
-			Records:                  int(n64(item, "records")),
-			Published:                int(n64(item, "published")),
-			DeadLettered:             int(n64(item, "deadLettered")),
-			StartedAt:                s(item, "startedAt"),
-			DurationMs:               n64(item, "durationMs"),
-			Topic:                    s(item, "topic"),
-			RequestID:                s(item, "requestId"),
-			ExpiresAt:                time.Unix(n64(item, AttrExpiresAt), 0).UTC(),
-		})
+	if !until.IsZero() {
+		// startedAt has a fixed width, so string order is time order.
+		in.FilterExpression = aws.String("startedAt <= :until")
+		in.ExpressionAttributeValues[":until"] = str(iso(until))
+	}
+	var out []BatchItem
+	for len(out) < n {
+		// The limit applies before the filter: with one, read full pages and keep the first n matches.
+		in.Limit = aws.Int32(int32(min(n-len(out), 1000)))
+		if in.FilterExpression != nil {
+			in.Limit = aws.Int32(1000)
+		}
+		res, err := db.Query(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("reading batches of %s from %s: %w", shardID, table, err)
+		}
+		for _, item := range res.Items {
+			out = append(out, batchOf(item))
+		}
+		if len(res.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = res.LastEvaluatedKey
+	}
+	out = out[:min(len(out), n)]
+	// Retries of one batch share its first sequence number; their sort keys then differ only by
+	// request id, which says nothing about time.
+	for i := 0; i < len(out); {
+		j := i + 1
+		for j < len(out) && out[j].FirstSequenceNumber == out[i].FirstSequenceNumber {
+			j++
+		}
+		run := out[i:j]
+		sort.SliceStable(run, func(a, b int) bool { return run[a].StartedAt > run[b].StartedAt })
+		i = j
 	}
 	return out, nil
+}
+
+func batchOf(item map[string]types.AttributeValue) BatchItem {
+	return BatchItem{
+		FirstSequenceNumber:      s(item, "firstSequenceNumber"),
+		LastSequenceNumber:       s(item, "lastSequenceNumber"),
+		CheckpointSequenceNumber: s(item, "checkpointSequenceNumber"),
+		FailedSequenceNumber:     s(item, "failedSequenceNumber"),
+		Records:                  int(n64(item, "records")),
+		Published:                int(n64(item, "published")),
+		DeadLettered:             int(n64(item, "deadLettered")),
+		StartedAt:                s(item, "startedAt"),
+		DurationMs:               n64(item, "durationMs"),
+		Topic:                    s(item, "topic"),
+		RequestID:                s(item, "requestId"),
+		ExpiresAt:                time.Unix(n64(item, AttrExpiresAt), 0).UTC(),
+	}
 }
 
 func checkpointOf(item map[string]types.AttributeValue, streamARN string) Checkpoint {
