@@ -493,3 +493,23 @@ func TestArrivalTimeRoundsToTheMillisecond(t *testing.T) {
 		}
 	}
 }
+
+// The checkpoint's message id names a message on the main topic, even when the checkpoint record
+// itself went to the dead-letter topic.
+func TestCheckpointMessageIDSkipsDeadLetters(t *testing.T) {
+	ev := plainEvent(3)
+	fake := newFake(func(tp string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+		if tp == topic && n == 2 {
+			return 0, pulsar.ErrMessageTooLarge, false
+		}
+		return 0, nil, false
+	})
+	a := &recordingAuditor{}
+	if _, _, err := run(t, Options{DeadLetterTopic: "persistent://public/default/dlq"}, fake, a, ev, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b := a.batches[0]
+	if b.CheckpointSequenceNumber != ev.Records[2].Kinesis.SequenceNumber || b.CheckpointMessageID != "1:1:0" {
+		t.Errorf("checkpoint %s at message %s, want record 2 at the main topic's message 1:1:0", b.CheckpointSequenceNumber, b.CheckpointMessageID)
+	}
+}

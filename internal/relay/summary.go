@@ -118,8 +118,13 @@ func (b *batch) summarize(started time.Time) *Summary {
 		s.checkpointRecord = len(b.sources) - 1
 	}
 	if s.checkpointRecord >= 0 {
-		if id := b.out[b.starts[s.checkpointRecord+1]-1].id; id != nil {
-			s.checkpointMsgID = id.String()
+		// The newest message of the delivered prefix confirmed on its own topic: a dead-lettered
+		// message's id names a position on the dead-letter topic.
+		for i := b.starts[s.checkpointRecord+1] - 1; i >= 0; i-- {
+			if o := &b.out[i]; o.state == confirmed && o.id != nil {
+				s.checkpointMsgID = o.id.String()
+				break
+			}
 		}
 	}
 	return s
