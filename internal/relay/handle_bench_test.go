@@ -1,0 +1,73 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/internal/producer"
+)
+
+// BenchmarkHandle measures the relay's own work per batch, with producers that confirm every message
+// at once: planning, building the messages, bookkeeping of the answers, the summary and its log line.
+// The broker's side is in infra/bench (make bench). Profile with
+//
+//	go test -run '^$' -bench Handle -cpuprofile cpu.prof ./internal/relay
+func BenchmarkHandle(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		for _, size := range []int{100, 1024} {
+			b.Run(fmt.Sprintf("records=%d/size=%d", n, size), func(b *testing.B) {
+				ev := benchEvent(n, size)
+				r := New(Options{Topic: topic, Properties: AllProperties, Deaggregate: true}, instantProducers{}, nil, nil,
+					slog.New(slog.NewJSONHandler(io.Discard, nil)))
+				ctx := context.Background()
+				b.ReportAllocs()
+				for b.Loop() {
+					resp, err := r.Handle(ctx, ev)
+					if err != nil || len(resp.BatchItemFailures) > 0 {
+						b.Fatalf("%v %v", resp, err)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
+			})
+		}
+	}
+}
+
+func benchEvent(n, size int) events.KinesisEvent {
+	shard := kinesistest.NewShard("bench", 0)
+	ev := events.KinesisEvent{Records: make([]events.KinesisEventRecord, n)}
+	data := make([]byte, size)
+	for i := range ev.Records {
+		ev.Records[i] = shard.Record(fmt.Sprintf("partition-key-%04d", i%1000), data)
+	}
+	return ev
+}
+
+// instantProducers hand out a producer that confirms each message inside SendAsync.
+type instantProducers struct{}
+
+func (instantProducers) Producer(context.Context, string, producer.Kind) (pulsar.Producer, bool, error) {
+	return instantProducer{}, false, nil
+}
+func (instantProducers) Touch()                                         {}
+func (instantProducers) Discard(string, producer.Kind, pulsar.Producer) {}
+func (instantProducers) Reset()                                         {}
+
+type instantProducer struct {
+	pulsar.Producer // only SendAsync and FlushWithCtx are called
+}
+
+var benchMessageID = pulsar.EarliestMessageID()
+
+func (instantProducer) SendAsync(_ context.Context, m *pulsar.ProducerMessage, cb func(pulsar.MessageID, *pulsar.ProducerMessage, error)) {
+	cb(benchMessageID, m, nil)
+}
+
+func (instantProducer) FlushWithCtx(context.Context) error { return nil }
