@@ -46,13 +46,23 @@ func (r *Relay) plan(records []events.KinesisEventRecord) ([]source, []message, 
 	msgs := make([]message, 0, len(records))
 	starts := make([]int, len(records)+1) // record i owns msgs[starts[i]:starts[i+1]]
 	var subs []kpl.Record                 // reused across aggregates
+	// A batch comes from one shard, so every record names the same stream: derive its name and topic
+	// once per distinct ARN, not once per record.
+	var route struct {
+		arn, stream, topic string
+		err                error
+		ok                 bool
+	}
 	for i := range records {
 		rec := &records[i]
 		s := &sources[i]
 		s.rec = rec
 		s.shardID = shardID(rec.EventID)
-		s.stream = streamName(rec.EventSourceArn)
-		s.topic, s.err = r.topicFor(r.opts.Topic, s.stream, rec.EventSourceArn)
+		if !route.ok || route.arn != rec.EventSourceArn {
+			route.arn, route.stream, route.ok = rec.EventSourceArn, streamName(rec.EventSourceArn), true
+			route.topic, route.err = r.topicFor(r.opts.Topic, route.stream, rec.EventSourceArn)
+		}
+		s.stream, s.topic, s.err = route.stream, route.topic, route.err
 		// Kinesis arrival times are whole milliseconds; aws-lambda-go decodes the float seconds by
 		// truncation, which lands just below the millisecond about half the time.
 		s.arrivedAt = rec.Kinesis.ApproximateArrivalTimestamp.Time.Round(time.Millisecond)
