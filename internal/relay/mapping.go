@@ -66,7 +66,11 @@ func (r *Relay) plan(records []events.KinesisEventRecord) ([]source, []message, 
 		// Kinesis arrival times are whole milliseconds; aws-lambda-go decodes the float seconds by
 		// truncation, which lands just below the millisecond about half the time.
 		s.arrivedAt = rec.Kinesis.ApproximateArrivalTimestamp.Time.Round(time.Millisecond)
-		s.arrival = formatArrival(s.arrivedAt)
+		if i > 0 && s.arrivedAt.Equal(sources[i-1].arrivedAt) {
+			s.arrival = sources[i-1].arrival // records written together often share the millisecond
+		} else {
+			s.arrival = formatArrival(s.arrivedAt)
+		}
 		s.encrypted = encryptionType(rec.Kinesis.EncryptionType)
 		starts[i] = len(msgs)
 
@@ -179,12 +183,46 @@ func streamName(arn string) string {
 	return name
 }
 
-// formatArrival renders ISO-8601 UTC with milliseconds always present, e.g. 2024-01-02T03:04:05.060Z.
+// arrivalLayout is ISO-8601 UTC with milliseconds always present, e.g. 2024-01-02T03:04:05.060Z.
+const arrivalLayout = "2006-01-02T15:04:05.000Z"
+
+// formatArrival renders t in arrivalLayout. It runs once per record: the digits are written directly,
+// which is several times faster than time.Format; years outside 0-9999 (never a Kinesis arrival time)
+// keep time.Format's rendering.
 func formatArrival(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.Format(arrivalLayout)
+	}
+	hour, minute, sec := t.Clock()
+	var b [len(arrivalLayout)]byte
+	digits(b[0:4], year)
+	b[4] = '-'
+	digits(b[5:7], int(month))
+	b[7] = '-'
+	digits(b[8:10], day)
+	b[10] = 'T'
+	digits(b[11:13], hour)
+	b[13] = ':'
+	digits(b[14:16], minute)
+	b[16] = ':'
+	digits(b[17:19], sec)
+	b[19] = '.'
+	digits(b[20:23], t.Nanosecond()/int(time.Millisecond)) // truncated, as time.Format does
+	b[23] = 'Z'
+	return string(b[:])
+}
+
+// digits writes v into b as len(b) decimal digits, zero-padded.
+func digits(b []byte, v int) {
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
 }
 
 func encryptionType(t string) string {
