@@ -1,6 +1,7 @@
 // Package auth reads Pulsar credentials from an AWS Secrets Manager secret and applies them to the
 // Pulsar client. The secret is fetched once per execution environment and cached; it is fetched again
-// when the broker rejected it (Refresh) or when a cached token has expired.
+// when a broker refuses it at a handshake, when the pool replaces its client after a failure (Refresh),
+// and when a cached token has expired.
 //
 // The secret's value is JSON, one of
 //
@@ -64,6 +65,10 @@ type Secret struct {
 	mu        sync.Mutex
 	cached    *material
 	fetchedAt time.Time
+	// rejection says why the cached copy did not work at a handshake (see rejection.go); "" when it
+	// did not fail, or not since the last fetch.
+	rejection string
+	mustFetch bool // Refresh was called: the next Apply fetches
 }
 
 // New returns credentials read from the secret id (an ARN or a name). Nothing is fetched yet.
@@ -77,19 +82,23 @@ func New(client SecretsClient, id string, log *slog.Logger) *Secret {
 // fetchTimeout bounds a fetch made outside an invocation's context (a token refresh on reconnect).
 const fetchTimeout = 5 * time.Second
 
-// minRefetchInterval keeps an expired token from making the client fetch on every reconnect attempt.
-const minRefetchInterval = 10 * time.Second
+// minRefetchInterval keeps an expired or refused token from making the client fetch on every reconnect
+// attempt (the client retries every 100 ms to 2 s). It also bounds how long a rotated secret takes to
+// be picked up by a client whose token the broker refuses.
+const minRefetchInterval = 5 * time.Second
 
 // expirySlack refetches a token this long before it expires, so no connection starts with one
 // about to lapse.
 const expirySlack = 30 * time.Second
 
-// Apply sets the client's authentication and adds TLS material to opts.TLSConfig.
+// Apply sets the client's authentication and adds TLS material to opts.TLSConfig. It also wraps
+// opts.Logger, to learn when a broker refuses the credentials (see rejection.go).
 func (s *Secret) Apply(ctx context.Context, opts *pulsar.ClientOptions) error {
 	m, err := s.material(ctx)
 	if err != nil {
 		return err
 	}
+	opts.Logger = s.watchRejections(opts.Logger)
 	if m.ca != nil || m.cert != nil {
 		if opts.TLSConfig == nil {
 			return &Error{SecretID: s.id, Problem: "holds TLS material (caPem, certPem) but PULSAR_SERVICE_URL is not pulsar+ssl://"}
@@ -102,16 +111,11 @@ func (s *Secret) Apply(ctx context.Context, opts *pulsar.ClientOptions) error {
 	case typeToken:
 		opts.Authentication = pulsar.NewAuthenticationTokenFromSupplier(s.token)
 	case typeOAuth2:
-		params := map[string]string{
-			"type":       "client_credentials",
-			"issuerUrl":  m.IssuerURL,
-			"audience":   m.Audience,
-			"privateKey": "data:application/json;base64," + base64.StdEncoding.EncodeToString([]byte(m.PrivateKey)),
+		provider, err := s.newOAuth2Provider(m)
+		if err != nil {
+			return err
 		}
-		if m.Scope != "" {
-			params["scope"] = m.Scope
-		}
-		opts.Authentication = pulsar.NewAuthenticationOAuth2(params)
+		opts.Authentication = provider
 	case typeTLS:
 		// With TLSConfig set the client ignores the provider's certificate for the handshake, so the
 		// certificate goes in both: the config for TLS, the provider for the "tls" auth method.
@@ -122,53 +126,103 @@ func (s *Secret) Apply(ctx context.Context, opts *pulsar.ClientOptions) error {
 	return nil
 }
 
-// Refresh forgets the cached secret; the next Apply fetches it again.
+// Refresh makes the next Apply fetch the secret again. The cached copy stays for the token supplier
+// of clients still alive: a client being replaced keeps reconnecting until it is closed, and its fetch
+// must not count as the new client's (the secret may be rotated in between).
 func (s *Secret) Refresh() {
 	s.mu.Lock()
-	s.cached = nil
+	s.mustFetch = true
 	s.mu.Unlock()
+}
+
+// Rejected returns an *Error when the cached credentials failed at a handshake since they were
+// fetched (a broker refused them, or the client could not get a token from them), nil otherwise. The
+// client itself reports such failures to its callers only as "connection error".
+func (s *Secret) Rejected() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rejection == "" {
+		return nil
+	}
+	return &Error{SecretID: s.id, Problem: s.rejection}
+}
+
+// rejected records that the cached credentials failed at a handshake. The token supplier then fetches
+// the secret again (at most every minRefetchInterval), so that a rotated token is picked up by the
+// client's own reconnect attempts, and so does the next Apply. Logged once per fetched copy.
+func (s *Secret) rejected(problem string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rejection != "" {
+		return
+	}
+	s.rejection = problem
+	s.log.Warn("the Pulsar credentials from the secret do not work; it will be fetched again",
+		"secret", s.id, "problem", problem)
 }
 
 func (s *Secret) material(ctx context.Context) (*material, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cached != nil {
+	// A new client does not start with a copy that failed, or that the pool distrusts, if a fresh
+	// one can be had.
+	if s.cached != nil && !s.mustFetch && s.rejection == "" {
 		return s.cached, nil
 	}
 	m, err := s.fetch(ctx)
 	if err != nil {
-		return nil, err
+		if s.cached == nil {
+			return nil, err
+		}
+		// The broker decides whether the old copy still works; failing for sure would not help.
+		s.log.Warn("could not fetch the Pulsar credentials again; using the cached copy", "secret", s.id, "error", err)
+		return s.cached, nil
 	}
-	s.cached, s.fetchedAt = m, s.now()
+	s.cached, s.fetchedAt, s.rejection, s.mustFetch = m, s.now(), "", false
 	return m, nil
 }
 
-// token is the client's token supplier, called for every connection and every auth challenge. An
-// expired cached token is replaced by a fresh fetch: the secret was rotated meanwhile.
+// token is the client's token supplier, called for every connection and every auth challenge.
 func (s *Secret) token() (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := s.cached
-	now := s.now()
-	stale := m == nil || (!m.tokenExpiry.IsZero() && now.Add(expirySlack).After(m.tokenExpiry))
-	if stale && (m == nil || now.Sub(s.fetchedAt) >= minRefetchInterval) {
-		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
-		defer cancel()
-		fresh, err := s.fetch(ctx)
-		switch {
-		case err == nil && fresh.Type == typeToken:
-			s.cached, s.fetchedAt, m = fresh, now, fresh
-		case m == nil:
-			if err == nil {
-				err = &Error{SecretID: s.id, Problem: "no longer holds a token"}
-			}
-			return "", err
-		default:
-			// Keep the old token: the broker decides whether it still works.
-			s.log.Warn("could not refresh an expiring Pulsar token", "secret", s.id, "error", err)
-		}
+	m, _, err := s.current(typeToken)
+	if err != nil {
+		return "", err
 	}
 	return m.Token, nil
+}
+
+// current returns the cached copy for a handshake of a client built for credentials of type typ. A
+// copy that failed at a handshake, or a token about to expire, is replaced by a fresh fetch first (at
+// most every minRefetchInterval): the secret may have been rotated. fresh reports a new copy.
+func (s *Secret) current(typ string) (m *material, fresh bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m = s.cached
+	now := s.now()
+	stale := m == nil || s.rejection != "" || (!m.tokenExpiry.IsZero() && now.Add(expirySlack).After(m.tokenExpiry))
+	if !stale || (m != nil && now.Sub(s.fetchedAt) < minRefetchInterval) {
+		return m, false, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+	defer cancel()
+	got, err := s.fetch(ctx)
+	// A failed attempt counts too: a Secrets Manager outage must not cost a fetch per reconnect.
+	s.fetchedAt = now
+	if err == nil && got.Type != typ {
+		// A client is built for one type; the next client (after the pool replaced this one) uses it.
+		err = &Error{SecretID: s.id, Problem: fmt.Sprintf("now holds type %q, the client was created for %q", got.Type, typ)}
+	}
+	switch {
+	case err == nil:
+		s.cached, s.rejection = got, ""
+		return got, true, nil
+	case m == nil:
+		return nil, false, err
+	default:
+		// Keep the old copy: the broker decides whether it still works.
+		s.log.Warn("could not fetch the Pulsar credentials again", "secret", s.id, "error", err)
+		return m, false, nil
+	}
 }
 
 func (s *Secret) fetch(ctx context.Context) (*material, error) {
