@@ -48,6 +48,9 @@ type Credentials interface {
 	Apply(ctx context.Context, opts *pulsar.ClientOptions) error
 	// Refresh forgets cached material, so the next Apply fetches it again (after the broker rejected it).
 	Refresh()
+	// Rejected says why the broker refused the current credentials, nil when it did not: the client
+	// reports a refused handshake only as a connection error.
+	Rejected() error
 }
 
 // Options configure the client and its producers. Zero values take the documented defaults.
@@ -204,7 +207,11 @@ func (p *Pool) producer(ctx context.Context, topic string, kind Kind, claim, ret
 	select {
 	case <-e.ready:
 	case <-ctx.Done():
-		return nil, false, fmt.Errorf("creating %s producer for %s: %w", kind, topic, context.Cause(ctx))
+		err := fmt.Errorf("creating %s producer for %s: %w", kind, topic, context.Cause(ctx))
+		if rerr := p.rejection(); rerr != nil {
+			err = fmt.Errorf("%w: %w", err, rerr)
+		}
+		return nil, false, err
 	}
 	if e.authRejected && !retried {
 		// The broker rejected the credentials (rotated): create dropped the client and refreshed them,
@@ -257,11 +264,15 @@ func (p *Pool) create(client pulsar.Client, k key, e *entry) {
 	defer p.mu.Unlock()
 	if err != nil {
 		e.err = fmt.Errorf("creating %s producer for %s: %w", k.kind, k.topic, err)
+		rerr := p.rejection()
+		if rerr != nil {
+			e.err = fmt.Errorf("%w: %w", e.err, rerr)
+		}
 		// Forget the failed attempt so the next call tries again, unless the entry was replaced meanwhile.
 		if p.producers[k] == e {
 			delete(p.producers, k)
 		}
-		if isAuthError(err) && p.opts.Credentials != nil {
+		if (isAuthError(err) || rerr != nil) && p.opts.Credentials != nil {
 			// Rotated credentials: fetch them again and build a new client on the next attempt.
 			e.authRejected = true
 			p.opts.Credentials.Refresh()
@@ -392,6 +403,14 @@ func (p *Pool) Close(ctx context.Context) {
 	case <-done:
 	case <-ctx.Done():
 	}
+}
+
+// rejection is the credentials' account of a refused handshake, nil when none (or no credentials).
+func (p *Pool) rejection() error {
+	if p.opts.Credentials == nil {
+		return nil
+	}
+	return p.opts.Credentials.Rejected()
 }
 
 func isAuthError(err error) bool {

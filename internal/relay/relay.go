@@ -135,8 +135,11 @@ func (r *Relay) releaseProducers(b *batch, s *Summary) {
 	for k, p := range b.closedProducers() {
 		r.producers.Discard(k.topic, k.kind, p)
 	}
-	if s.DeadlineStop && s.Published == 0 && s.DeadLettered == 0 && s.Messages > 0 {
-		r.log.Warn("no receipt before the deadline: replacing the Pulsar client", "shardId", s.ShardID)
+	// No receipt at all, and not because of a record the broker can never take: the connection or the
+	// credentials are suspect (a half-open connection, a rotated certificate). A poison record instead
+	// fails every retry the same way, and rebuilding the client for it would only add reconnects.
+	if s.Published == 0 && s.DeadLettered == 0 && s.Messages > 0 && !permanent(s.Cause) {
+		r.log.Warn("no message confirmed: replacing the Pulsar client", "shardId", s.ShardID, "cause", s.Cause)
 		r.producers.Reset()
 		return
 	}

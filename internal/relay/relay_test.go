@@ -427,8 +427,8 @@ func TestAudit(t *testing.T) {
 	}
 }
 
-// A producer the client closed for good is handed back for discarding; a client that made no
-// progress before the deadline is reset, one that did is kept.
+// A producer the client closed for good is handed back for discarding; a client that got no receipt
+// at all is reset, unless a record the broker can never take is the cause; one that got any is kept.
 func TestProducerRelease(t *testing.T) {
 	has := func(f *fakeProducers, e string) bool {
 		f.mu.Lock()
@@ -446,8 +446,19 @@ func TestProducerRelease(t *testing.T) {
 	if _, _, err := run(t, Options{}, closed, nil, plainEvent(3), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if !has(closed, "discard "+topic+"/batched") || has(closed, "reset") {
+	if !has(closed, "discard "+topic+"/batched") {
 		t.Errorf("closed producer: events %v", closed.events)
+	}
+
+	// A poison record at the head fails every retry the same way: no reason to rebuild the client.
+	poison := newFake(func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) {
+		return 0, pulsar.ErrMessageTooLarge, false
+	})
+	if _, _, err := run(t, Options{}, poison, nil, plainEvent(3), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if has(poison, "reset") {
+		t.Errorf("poison record: client reset: %v", poison.events)
 	}
 
 	stuck := newFake(func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) { return 0, nil, true })
