@@ -1,0 +1,739 @@
+//go:build integration
+
+package faults
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/streambridge/kinesis-pulsar/infra/localenv"
+	"github.com/streambridge/kinesis-pulsar/internal/audit"
+	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
+	"github.com/streambridge/kinesis-pulsar/internal/relay"
+)
+
+// TestFaults runs the fault matrix against one broker of its own (a start costs seconds): each
+// scenario is a subtest that leaves the broker running and the proxy healed for the next.
+func TestFaults(t *testing.T) {
+	localenv.Require(t)
+	fb := startFaultBroker(t)
+	scenarios := []struct {
+		name string
+		run  func(*testing.T, *faultBroker)
+	}{
+		{"proxy_is_the_only_path", proxyIsTheOnlyPath},
+		{"broker_down_before_invocation", brokerDownBeforeInvocation},
+		{"broker_killed_mid_batch", brokerKilledMidBatch},
+		{"broker_restarted_between_invocations", brokerRestartedBetweenInvocations},
+		{"connection_reset_mid_batch", connectionResetMidBatch},
+		{"proxy_disabled_mid_batch", proxyDisabledMidBatch},
+		{"latency_spikes", latencySpikes},
+		{"bandwidth_limit", bandwidthLimit},
+		{"broker_never_answers_warm", brokerNeverAnswers(false)},
+		{"broker_never_answers_cold", brokerNeverAnswers(true)},
+		{"frozen_past_keepalive", frozenPastKeepAlive},
+		{"frozen_silent_drop", frozenSilentDrop},
+		{"frozen_silent_drop_default_keepalive", frozenSilentDropDefaultKeepAlive},
+		{"secrets_manager_down", secretsManagerDown},
+		{"secrets_manager_slow", secretsManagerSlow},
+		{"dynamodb_down_audit_optional", dynamoDown(false)},
+		{"dynamodb_down_audit_required", dynamoDown(true)},
+		{"dynamodb_slow_audit_optional", dynamoSlow(false)},
+		{"dynamodb_slow_audit_required", dynamoSlow(true)},
+		{"too_large_to_dead_letter", tooLarge(true)},
+		{"too_large_without_dead_letter", tooLarge(false)},
+		{"topic_terminated_to_dead_letter", topicTerminated(true)},
+		{"topic_terminated_without_dead_letter", topicTerminated(false)},
+		{"concurrent_shards", concurrentShards},
+		{"concurrent_reset", concurrentReset},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			// Registered first, so it runs last: the next scenario finds the broker up and the proxy clean.
+			t.Cleanup(func() { fb.ensureUp(t) })
+			sc.run(t, fb)
+		})
+	}
+}
+
+// vars is the function's configuration for a scenario: the broker through the proxy, short connect
+// and operation timeouts so that faults show within an invocation.
+func vars(fb *faultBroker, topic string, extra ...string) map[string]string {
+	v := map[string]string{
+		"PULSAR_SERVICE_URL":          fb.url,
+		"PULSAR_TOPIC":                topic,
+		"PULSAR_CONNECT_TIMEOUT_MS":   "1000",
+		"PULSAR_OPERATION_TIMEOUT_MS": "3000",
+		"DEADLINE_MARGIN_MS":          "500",
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		v[extra[i]] = extra[i+1]
+	}
+	return v
+}
+
+func topic(t *testing.T) string { return pulsartest.Topic(t, "faults") }
+
+// wantReconnect asserts that the client saw its connection go (its own warning), so the fault hit the
+// function's traffic and not only the proxy.
+func wantReconnect(t *testing.T, f *inproc) {
+	t.Helper()
+	if len(f.log.jsonLines("Connection was closed")) == 0 {
+		t.Errorf("the Pulsar client never lost its connection: the fault missed the function's traffic")
+	}
+}
+
+// warm runs one small batch so that the client and the producer exist, as in a warm environment.
+func warm(t *testing.T, fb *faultBroker, inv invoker, topic string, shard int) {
+	t.Helper()
+	l := newLedger(t, fb, topic, "", batchSpec{stream: "warm", shard: shard, n: 5, size: 100})
+	if next, o := l.first(inv); next != -1 {
+		t.Fatalf("warm-up invocation: %v", describe(o))
+	}
+}
+
+// The harness's premise: every byte between the function and the broker crosses the proxy. The
+// broker advertises the proxy as its internal listener, so the topic lookup a client makes through the
+// proxy sends it back through the proxy (a client that dialled the broker's own port would be answered
+// with that port: the function is only ever given the proxy). Cutting the proxy cuts the client off,
+// while the checker's reader (listener "direct") still reads.
+func proxyIsTheOnlyPath(t *testing.T, fb *faultBroker) {
+	tp := topic(t)
+	lookup := struct {
+		BrokerURL string `json:"brokerUrl"`
+	}{}
+	resp, err := http.Get(fb.AdminURL() + "/lookup/v2/topic/persistent/" + strings.TrimPrefix(tp, "persistent://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&lookup); err != nil {
+		t.Fatal(err)
+	}
+	if lookup.BrokerURL != fb.url {
+		t.Fatalf("lookup answers %q, want the proxy %q", lookup.BrokerURL, fb.url)
+	}
+
+	serviceURL := fb.url
+	client, err := pulsar.NewClient(pulsar.ClientOptions{URL: serviceURL, ConnectionTimeout: time.Second,
+		OperationTimeout: 5 * time.Second, Logger: pulsartest.QuietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: tp, SendTimeout: -1})
+	if err != nil {
+		t.Fatalf("producer via %s: %v", serviceURL, err)
+	}
+	defer p.Close()
+	send := func(wait time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		_, err := p.Send(ctx, &pulsar.ProducerMessage{Payload: []byte(serviceURL)})
+		return err
+	}
+	if err := send(10 * time.Second); err != nil {
+		t.Fatalf("send via %s: %v", serviceURL, err)
+	}
+	fb.proxy.disable()
+	cut := send(3 * time.Second)
+	// The checker's path stays open: reading over the direct listener does not need the proxy.
+	readable := len(fb.read(t, tp))
+	fb.proxy.enable(t)
+	if cut == nil {
+		t.Errorf("client given %s published with the proxy down: traffic bypasses the proxy", serviceURL)
+	}
+	if readable == 0 {
+		t.Errorf("reader on the direct listener read nothing with the proxy down")
+	}
+	started := time.Now()
+	if err := send(15 * time.Second); err != nil {
+		t.Fatalf("send via %s after the proxy came back: %v", serviceURL, err)
+	}
+	t.Logf("client given %s: cut off with the proxy down (%v), back %v after it returned", serviceURL, cut, time.Since(started).Round(time.Millisecond))
+	if msgs := fb.read(t, tp); len(msgs) < 2 {
+		t.Errorf("read %d messages, want at least 2", len(msgs))
+	}
+}
+
+// Nothing answers at the broker's address when the invocation starts: the whole batch is reported
+// failed before the deadline, and the retries deliver it once the broker is back.
+func brokerDownBeforeInvocation(t *testing.T, fb *faultBroker) {
+	tp := topic(t)
+	const timeout = 5 * time.Second
+	f := newInproc(t, vars(fb, tp), timeout, awsEndpoints{})
+	l := newLedger(t, fb, tp, "", batchSpec{stream: "down", n: 300, size: 512, aggregateEvery: 50, aggregateOf: 5})
+	fb.kill(t)
+	next, o := l.first(f)
+	if next != 0 || o.fnErr != nil {
+		t.Errorf("with the broker down: %v, next %d; want the first record reported", describe(o), next)
+	}
+	took := fb.restart(t)
+	t.Logf("broker restarted in %v", took.Round(time.Millisecond))
+	l.check("after the outage", false)
+	l.replay(f, next, 5)
+	l.check("after the retries", true)
+	l.finish()
+}
+
+// SIGKILL while a large batch is in flight: what the broker confirmed is there, the rest is reported
+// and delivered by the retries against the restarted broker, on the same warm pool.
+func brokerKilledMidBatch(t *testing.T, fb *faultBroker) {
+	tp := topic(t)
+	f := newInproc(t, vars(fb, tp), 8*time.Second, awsEndpoints{})
+	warm(t, fb, f, tp, 9)
+	l := newLedger(t, fb, tp, "", batchSpec{stream: "kill", n: 3000, size: 1024, aggregateEvery: 100, aggregateOf: 10,
+		largeEvery: 700, largeSize: 200 << 10, tooLarge: []int{500, 1500, 2500}})
+	killed := make(chan error, 1)
+	f.counting.onReceipts(400, func() {
+		fb.mu.Lock()
+		fb.down = true // from now on the cleanup must restart it, whatever happens
+		fb.mu.Unlock()
+		killed <- fb.Kill()
+	})
+	next, o := l.first(f)
+	// pulsar.sh kill takes a moment: the invocation may have ended (reporting the failure) first.
+	select {
+	case err := <-killed:
+		if err != nil {
+			t.Fatalf("kill: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the broker was never killed: %v", describe(o))
+	}
+	if next < 0 {
+		t.Errorf("the whole batch was confirmed although the broker died after 400 receipts")
+	}
+	took := fb.restart(t)
+	t.Logf("broker restarted in %v", took.Round(time.Millisecond))
+	l.check("after the crash", false)
+	l.replay(f, next, 5)
+	l.check("after the retries", true)
+	l.finish()
+}
+
+// A graceful broker restart between two invocations: the warm producer reconnects and the next batch
+// goes through.
+func brokerRestartedBetweenInvocations(t *testing.T, fb *faultBroker) {
+	tp := topic(t)
+	f := newInproc(t, vars(fb, tp), 10*time.Second, awsEndpoints{})
+	warm(t, fb, f, tp, 9)
+	took := fb.restart(t)
+	t.Logf("broker restarted in %v", took.Round(time.Millisecond))
+	l := newLedger(t, fb, tp, "", batchSpec{stream: "restart", n: 500, size: 512, aggregateEvery: 50, aggregateOf: 5})
+	started := time.Now()
+	next, o := l.first(f)
+	if next != -1 {
+		t.Errorf("the first invocation after the restart: %v; the warm producer should have recovered", describe(o))
+	}
+	l.check("after the restart", false)
+	l.replay(f, next, 5)
+	l.recovered = time.Since(started)
+	l.check("after the retries", true)
+	l.finish()
+}
+
+// Every connection through the proxy is reset (RST) while the batch is in flight, and new ones too for
+// 300 ms.
+func connectionResetMidBatch(t *testing.T, fb *faultBroker) {
+	tp := topic(t)
+	f := newInproc(t, vars(fb, tp), 10*time.Second, awsEndpoints{})
+	warm(t, fb, f, tp, 9)
+	l := newLedger(t, fb, tp, "", batchSpec{stream: "reset", n: 3000, size: 1024, aggregateEvery: 100, aggregateOf: 10,
+		largeEvery: 700, largeSize: 200 << 10, tooLarge: []int{500, 1500, 2500}})
+	done := f.counting.onReceipts(300, func() {
+		name := fb.proxy.toxic(t, "reset_peer", "upstream", map[string]any{"timeout": 0})
+		time.Sleep(300 * time.Millisecond)
+		fb.proxy.removeToxic(t, name)
+	})
+	next, _ := l.first(f)
+	struck(t, done)
+	wantReconnect(t, f)
+	l.check("after the resets", false)
+	fb.proxy.heal(t)
+	l.replay(f, next, 5)
+	l.check("after the retries", true)
+	l.finish()
+}
+
+// The proxy goes away for a second mid-batch (connections closed, new ones refused), then returns.
+func proxyDisabledMidBatch(t *testing.T, fb *faultBroker) {
+	tp := topic(t)
+	f := newInproc(t, vars(fb, tp), 10*time.Second, awsEndpoints{})
+	warm(t, fb, f, tp, 9)
+	l := newLedger(t, fb, tp, "", batchSpec{stream: "cut", n: 3000, size: 1024, aggregateEvery: 100, aggregateOf: 10,
+		largeEvery: 700, largeSize: 200 << 10, tooLarge: []int{500, 1500, 2500}})
+	done := f.counting.onReceipts(300, func() {
+		fb.proxy.disable()
+		time.Sleep(time.Second)
+		fb.proxy.enable(t)
+	})
+	next, _ := l.first(f)
+	struck(t, done)
+	wantReconnect(t, f)
+	l.check("after the cut", false)
+	fb.proxy.heal(t)
+	l.replay(f, next, 5)
+	l.check("after the retries", true)
+	l.finish()
+}
+
+// Latency comes and goes (400 ± 300 ms each way, on for 300 ms, off for 300 ms) during the batch.
+func latencySpikes(t *testing.T, fb *faultBroker) {
+	tp := topic(t)
+	f := newInproc(t, vars(fb, tp), 15*time.Second, awsEndpoints{})
+	warm(t, fb, f, tp, 9)
+	l := newLedger(t, fb, tp, "", batchSpec{stream: "latency", n: 1500, size: 1024, aggregateEvery: 100, aggregateOf: 10,
+		largeEvery: 500, largeSize: 200 << 10})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			up := fb.proxy.toxic(t, "latency", "upstream", map[string]any{"latency": 400, "jitter": 300})
+			down := fb.proxy.toxic(t, "latency", "downstream", map[string]any{"latency": 400, "jitter": 300})
+			time.Sleep(300 * time.Millisecond)
+			fb.proxy.removeToxic(t, up)
+			fb.proxy.removeToxic(t, down)
+			select {
+			case <-stop:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	})
+	next, _ := l.first(f)
+	close(stop)
+	wg.Wait()
+	l.check("after the spikes", false)
+	l.replay(f, next, 5)
+	l.check("after the retries", true)
+	l.finish()
+}
+
+// The link carries 256 KB/s towards the broker: a 2 MB batch cannot make it in one 4 s invocation;
+// the retries, still on the slow link, must make progress, then finish once the link is healed.
+func bandwidthLimit(t *testing.T, fb *faultBroker) {
+	tp := topic(t)
+	f := newInproc(t, vars(fb, tp), 4*time.Second, awsEndpoints{})
+	warm(t, fb, f, tp, 9)
+	l := newLedger(t, fb, tp, "", batchSpec{stream: "bandwidth", n: 1000, size: 2048, aggregateEvery: 100, aggregateOf: 10})
+	fb.proxy.toxic(t, "bandwidth", "upstream", map[string]any{"rate": 256})
+	next, o := l.first(f)
+	if next == -1 {
+		t.Errorf("2 MB went through a 256 KB/s link in %v", o.took)
+	}
+	l.check("after the slow invocation", false)
+	slow := l.replay(f, next, 4)
+	t.Logf("after 4 retries on the slow link the batch is at record %d of %d", slow, len(l.records))
+	if slow >= 0 && slow <= next {
+		l.violate("no progress on the slow link: the retries stayed at record %d (first failure %d)", slow, next)
+	}
+	fb.proxy.heal(t)
+	l.replay(f, slow, 3)
+	l.check("after the retries", true)
+	l.finish()
+}
+
+// The broker accepts the connection and the messages but no answer ever comes back (on the warm
+// producer's connection, or from the first CONNECT of a cold client): the function must return
+// before its deadline, report the batch, and replace its client; the retries deliver.
+func brokerNeverAnswers(cold bool) func(*testing.T, *faultBroker) {
+	return func(t *testing.T, fb *faultBroker) {
+		tp := topic(t)
+		const timeout = 5 * time.Second
+		f := newInproc(t, vars(fb, tp), timeout, awsEndpoints{})
+		if !cold {
+			warm(t, fb, f, tp, 9)
+		}
+		l := newLedger(t, fb, tp, "", batchSpec{stream: "silent", n: 300, size: 512, aggregateEvery: 50, aggregateOf: 5})
+		fb.proxy.toxic(t, "timeout", "downstream", map[string]any{"timeout": 0})
+		next, o := l.first(f)
+		if next != 0 || o.fnErr != nil || o.took > timeout-300*time.Millisecond {
+			t.Errorf("broker silent: %v, next %d; want the first record reported well before %v", describe(o), next, timeout)
+		}
+		if len(f.log.jsonLines("no receipt before the deadline: replacing the Pulsar client")) != 1 {
+			t.Errorf("the client was not replaced after an invocation without a receipt")
+		}
+		fb.proxy.heal(t)
+		l.check("after the silence", false)
+		l.replay(f, next, 5)
+		l.check("after the retries", true)
+		l.finish()
+	}
+}
+
+// The real bootstrap, frozen between two invocations for longer than both keep-alives: the broker
+// closed the connection meanwhile. The thawed function must deliver the next batch.
+func frozenPastKeepAlive(t *testing.T, fb *faultBroker) {
+	frozen(t, fb, false, "2000", true)
+}
+
+// As frozenPastKeepAlive, but the frozen connection is silently dropped on the way (no FIN, no RST
+// reaches the function): only the idle replacement can save the next batch.
+func frozenSilentDrop(t *testing.T, fb *faultBroker) {
+	frozen(t, fb, true, "2000", true)
+}
+
+// The silent drop with the default 30 s keep-alive, longer than the freeze: the thawed function trusts
+// the dead connection, so the first batch gets no receipt. It must be reported before the deadline
+// and the client replaced, so that the retry goes through.
+func frozenSilentDropDefaultKeepAlive(t *testing.T, fb *faultBroker) {
+	frozen(t, fb, true, "", false)
+}
+
+func frozen(t *testing.T, fb *faultBroker, blackhole bool, keepAliveMS string, wantFirst bool) {
+	tp := topic(t)
+	const timeout = 6 * time.Second
+	v := vars(fb, tp)
+	if keepAliveMS != "" {
+		v["PULSAR_KEEPALIVE_INTERVAL_MS"] = keepAliveMS
+	}
+	b := newBoot(t, v, timeout)
+	warm(t, fb, b, tp, 9)
+	if err := b.env.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	if blackhole {
+		fb.proxy.toxic(t, blackholeType, "upstream", nil)
+		fb.proxy.toxic(t, blackholeType, "downstream", nil)
+	}
+	time.Sleep(7 * time.Second) // past the function's 2 s and the broker's 2 x 3 s keep-alive
+	l := newLedger(t, fb, tp, "", batchSpec{stream: "frozen", n: 500, size: 512, aggregateEvery: 50, aggregateOf: 5})
+	next, o := l.first(b) // Invoke thaws the process
+	switch {
+	case wantFirst && next != -1:
+		t.Errorf("first invocation after the thaw: %v; the function should have reconnected", describe(o))
+	case o.took > timeout-300*time.Millisecond:
+		t.Errorf("first invocation after the thaw took %v of %v", o.took, timeout)
+	}
+	started := time.Now()
+	l.replay(b, next, 5)
+	l.recovered = o.took + time.Since(started)
+	fb.proxy.heal(t)
+	l.check("after the retries", true)
+	l.finish()
+}
+
+// secretsProxy creates a token secret in moto and returns its id and a proxy in front of moto.
+func secretsProxy(t *testing.T) (string, *proxy) {
+	t.Helper()
+	env := localenv.Require(t)
+	cfg, err := env.AWSConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm := secretsmanager.NewFromConfig(cfg)
+	name := strings.ReplaceAll(t.Name(), "/", "-") + fmt.Sprint(time.Now().UnixNano())
+	// The fault broker has no authentication: it ignores the token, the client still needs the secret.
+	out, err := sm.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{Name: aws.String(name),
+		SecretString: aws.String(`{"type":"token","token":"faults-token"}`)})
+	if err != nil {
+		t.Fatalf("creating secret: %v", err)
+	}
+	u, err := url.Parse(env.AWSEndpointURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *out.ARN, newProxy(t, "secretsmanager", u.Host)
+}
+
+// Secrets Manager refuses connections on the first invocation: the credentials cannot be fetched, so
+// no client exists; the batch is reported failed, not lost, and delivered once it is back.
+func secretsManagerDown(t *testing.T, fb *faultBroker) {
+	tp := topic(t)
+	secret, px := secretsProxy(t)
+	const timeout = 5 * time.Second
+	f := newInproc(t, vars(fb, tp, "PULSAR_AUTH_SECRET_ARN", secret), timeout, awsEndpoints{secretsManager: "http://" + px.Addr()})
+	l := newLedger(t, fb, tp, "", batchSpec{stream: "secrets", n: 200, size: 512})
+	px.disable()
+	next, o := l.first(f)
+	if next != 0 || o.fnErr != nil || o.took > timeout-300*time.Millisecond {
+		t.Errorf("Secrets Manager down: %v, next %d; want the first record reported before the deadline", describe(o), next)
+	}
+	px.heal(t)
+	l.check("after the outage", false)
+	l.replay(f, next, 3)
+	l.check("after the retries", true)
+	l.finish()
+}
+
+// Secrets Manager answers after 8 s, past the 4 s invocation: the function still returns in time.
+func secretsManagerSlow(t *testing.T, fb *faultBroker) {
+	tp := topic(t)
+	secret, px := secretsProxy(t)
+	const timeout = 4 * time.Second
+	f := newInproc(t, vars(fb, tp, "PULSAR_AUTH_SECRET_ARN", secret), timeout, awsEndpoints{secretsManager: "http://" + px.Addr()})
+	l := newLedger(t, fb, tp, "", batchSpec{stream: "secrets", n: 200, size: 512})
+	px.toxic(t, "latency", "downstream", map[string]any{"latency": 8000})
+	next, o := l.first(f)
+	if next != 0 || o.fnErr != nil || o.took > timeout-300*time.Millisecond {
+		t.Errorf("Secrets Manager slow: %v, next %d; want the first record reported before the deadline", describe(o), next)
+	}
+	px.heal(t)
+	l.check("after the slow fetch", false)
+	l.replay(f, next, 3)
+	l.check("after the retries", true)
+	l.finish()
+}
+
+// dynamoProxy creates an audit table in DynamoDB Local and returns its name and a proxy in front of it.
+func dynamoProxy(t *testing.T) (string, *proxy) {
+	t.Helper()
+	env := localenv.Require(t)
+	cfg, err := env.AWSConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := dynamodb.NewFromConfig(cfg)
+	table := fmt.Sprintf("faults-%d", time.Now().UnixNano())
+	if err := audit.CreateTable(context.Background(), db, table); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+	})
+	u, err := url.Parse(env.DynamoDBEndpointURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return table, newProxy(t, "dynamodb", u.Host)
+}
+
+// DynamoDB refuses connections: with AUDIT_REQUIRED the published batch is reported failed as a whole
+// (and delivered again: duplicates, never losses); without it the batch counts as delivered.
+func dynamoDown(required bool) func(*testing.T, *faultBroker) {
+	return func(t *testing.T, fb *faultBroker) {
+		tp := topic(t)
+		table, px := dynamoProxy(t)
+		const timeout = 5 * time.Second
+		f := newInproc(t, vars(fb, tp, "AUDIT_TABLE_NAME", table, "AUDIT_REQUIRED", fmt.Sprint(required)), timeout,
+			awsEndpoints{dynamoDB: "http://" + px.Addr()})
+		l := newLedger(t, fb, tp, "", batchSpec{stream: "audit", n: 200, size: 512})
+		px.disable()
+		next, o := l.first(f)
+		want := -1
+		if required {
+			want = 0
+		}
+		if next != want || o.fnErr != nil || o.took > timeout-300*time.Millisecond {
+			t.Errorf("DynamoDB down, AUDIT_REQUIRED=%v: %v, next %d; want %d", required, describe(o), next, want)
+		}
+		if len(f.log.jsonLines("audit write failed")) != 1 {
+			t.Errorf("the failed audit write was not logged")
+		}
+		px.heal(t)
+		l.check("after the outage", false)
+		l.replay(f, next, 3)
+		l.check("after the retries", true)
+		l.finish()
+	}
+}
+
+// DynamoDB answers after 8 s, past the 4 s invocation: the function returns in time, reporting the
+// batch with AUDIT_REQUIRED and delivered without.
+func dynamoSlow(required bool) func(*testing.T, *faultBroker) {
+	return func(t *testing.T, fb *faultBroker) {
+		tp := topic(t)
+		table, px := dynamoProxy(t)
+		const timeout = 4 * time.Second
+		f := newInproc(t, vars(fb, tp, "AUDIT_TABLE_NAME", table, "AUDIT_REQUIRED", fmt.Sprint(required)), timeout,
+			awsEndpoints{dynamoDB: "http://" + px.Addr()})
+		l := newLedger(t, fb, tp, "", batchSpec{stream: "audit", n: 200, size: 512})
+		px.toxic(t, "latency", "downstream", map[string]any{"latency": 8000})
+		next, o := l.first(f)
+		want := -1
+		if required {
+			want = 0
+		}
+		if next != want || o.fnErr != nil || o.took > timeout-50*time.Millisecond {
+			t.Errorf("DynamoDB slow, AUDIT_REQUIRED=%v: %v, next %d; want %d before the deadline", required, describe(o), next, want)
+		}
+		px.heal(t)
+		l.check("after the slow audit", false)
+		l.replay(f, next, 3)
+		l.check("after the retries", true)
+		l.finish()
+	}
+}
+
+// A record larger than the broker accepts, chunking off: with a dead-letter topic it lands there and
+// the batch is delivered; without one the batch stops at it, every retry reports the same record,
+// and nothing before it is missing.
+func tooLarge(deadLetter bool) func(*testing.T, *faultBroker) {
+	return func(t *testing.T, fb *faultBroker) {
+		tp := topic(t)
+		extra := []string{"PULSAR_CHUNKING", "false"}
+		dlt := ""
+		if deadLetter {
+			dlt = tp + "-dlq"
+			extra = append(extra, "DEAD_LETTER_TOPIC", dlt)
+		}
+		f := newInproc(t, vars(fb, tp, extra...), 10*time.Second, awsEndpoints{})
+		l := newLedger(t, fb, tp, dlt, batchSpec{stream: "large", n: 60, size: 512, tooLarge: []int{25}})
+		next, o := l.first(f)
+		want := 25
+		if deadLetter {
+			want = -1
+		}
+		if next != want {
+			t.Errorf("too large record, dead-letter topic %q: %v, next %d; want %d", dlt, describe(o), next, want)
+		}
+		l.check("after the rejection", false)
+		still := l.replay(f, next, 2)
+		if still != want {
+			t.Errorf("the retries ended at record %d, want %d", still, want)
+		}
+		l.check("after the retries", deadLetter)
+		l.finish()
+	}
+}
+
+// The topic is terminated while the producer is warm: with a dead-letter topic every record lands
+// there; without one the batch is reported from its first record, every time.
+func topicTerminated(deadLetter bool) func(*testing.T, *faultBroker) {
+	return func(t *testing.T, fb *faultBroker) {
+		tp := topic(t)
+		var extra []string
+		dlt := ""
+		if deadLetter {
+			dlt = tp + "-dlq"
+			extra = append(extra, "DEAD_LETTER_TOPIC", dlt)
+		}
+		f := newInproc(t, vars(fb, tp, extra...), 10*time.Second, awsEndpoints{})
+		warm(t, fb, f, tp, 9)
+		if _, err := fb.admin.TerminateTopic(context.Background(), tp); err != nil {
+			t.Fatal(err)
+		}
+		l := newLedger(t, fb, tp, dlt, batchSpec{stream: "terminated", n: 100, size: 512, aggregateEvery: 20, aggregateOf: 3})
+		for i := range l.msgs {
+			l.msgs[i].deadLetter = deadLetter
+		}
+		want := 0
+		if deadLetter {
+			want = -1
+		}
+		next, _ := l.first(f)
+		// The first invocation may find the warm producer already closed by the termination
+		// (ErrProducerClosed, retried once); the retry creates a producer, which the broker refuses.
+		still := l.replay(f, next, 2)
+		if still != want {
+			l.check("after the retries", false)
+			l.finish()
+			t.Fatalf("terminated topic with DEAD_LETTER_TOPIC=%q: every retry reports record %d instead of dead-lettering "+
+				"the batch, so the shard is blocked until the records expire. Creating a producer on a terminated topic "+
+				"fails with a plain error (\"server error: TopicTerminatedError: ...\"), which relay.permanent does not "+
+				"recognise; see the report of issue 9 for the fix", dlt, still)
+		}
+		l.check("after the retries", deadLetter)
+		l.finish()
+	}
+}
+
+// Four shards invoke one relay (one producer pool) at the same time, while the proxy cuts every
+// connection for a second: each shard's batch keeps the promise on its own.
+func concurrentShards(t *testing.T, fb *faultBroker) {
+	tp := topic(t)
+	f := newInproc(t, vars(fb, tp), 10*time.Second, awsEndpoints{})
+	warm(t, fb, f, tp, 9)
+	ledgers := make([]*ledger, 4)
+	for i := range ledgers {
+		ledgers[i] = newLedger(t, fb, tp, "", batchSpec{stream: "concurrent", shard: i, n: 1000, size: 1024,
+			aggregateEvery: 100, aggregateOf: 10, largeEvery: 400, largeSize: 200 << 10})
+	}
+	done := f.counting.onReceipts(1000, func() {
+		fb.proxy.disable()
+		time.Sleep(time.Second)
+		fb.proxy.enable(t)
+	})
+	nexts := make([]int, len(ledgers))
+	var wg sync.WaitGroup
+	for i, l := range ledgers {
+		wg.Go(func() { nexts[i], _ = l.first(f) })
+	}
+	wg.Wait()
+	struck(t, done)
+	wantReconnect(t, f)
+	fb.proxy.heal(t)
+	for _, l := range ledgers {
+		l.check("after the concurrent cut", false)
+	}
+	for i, l := range ledgers {
+		wg.Go(func() { l.replay(f, nexts[i], 5) })
+	}
+	wg.Wait()
+	for _, l := range ledgers {
+		l.check("after the retries", true)
+	}
+	for _, l := range ledgers {
+		t.Run(fmt.Sprintf("shard_%d", l.shard), func(t *testing.T) {
+			l.t = t
+			l.name = t.Name()
+			l.finish()
+		})
+	}
+}
+
+// One shard's invocations keep ending without a receipt (a 600 ms timeout: the stop context leaves
+// 100 ms), so each one replaces the shared client while another shard's large batch is in flight on
+// it. The busy shard loses its connection and producers under its feet and must still keep the promise.
+func concurrentReset(t *testing.T, fb *faultBroker) {
+	template := topic(t) + "-" + relay.StreamPlaceholder
+	busyTopic := strings.ReplaceAll(template, relay.StreamPlaceholder, "busy")
+	f := newInproc(t, vars(fb, template), 10*time.Second, awsEndpoints{})
+	hasty := &inproc{relay: f.relay, handler: f.handler, timeout: 600 * time.Millisecond, log: f.log, counting: f.counting}
+	warm(t, fb, f, strings.ReplaceAll(template, relay.StreamPlaceholder, "warm"), 9)
+	busy := newLedger(t, fb, busyTopic, "", batchSpec{stream: "busy", shard: 0, n: 3000, size: 1024,
+		aggregateEvery: 100, aggregateOf: 10, largeEvery: 700, largeSize: 200 << 10})
+	hastyTopic := strings.ReplaceAll(template, relay.StreamPlaceholder, "hasty")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var busyNext int
+	wg.Go(func() {
+		defer close(stop)
+		busyNext, _ = busy.first(f)
+	})
+	var hastyLedgers []*ledger
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+		case <-time.After(100 * time.Millisecond):
+			l := newLedger(t, fb, hastyTopic, "", batchSpec{stream: "hasty", shard: 1 + i, n: 200, size: 512})
+			next, _ := l.first(hasty)
+			hastyLedgers = append(hastyLedgers, l)
+			l.pending = next
+			continue
+		}
+		break
+	}
+	wg.Wait()
+	resets := len(f.log.jsonLines("no receipt before the deadline: replacing the Pulsar client"))
+	t.Logf("%d hasty invocations, %d client resets during the busy batch", len(hastyLedgers), resets)
+	if resets == 0 {
+		t.Fatal("no hasty invocation replaced the client: the race was not exercised")
+	}
+	busy.check("after the resets", false)
+	busy.replay(f, busyNext, 5)
+	busy.check("after the retries", true)
+	for _, l := range hastyLedgers {
+		l.replay(f, l.pending, 3)
+		l.check("after the retries", true)
+	}
+	busy.finish()
+	for _, l := range hastyLedgers {
+		if len(l.violations) > 0 {
+			l.finish()
+		}
+	}
+}
