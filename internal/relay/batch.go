@@ -45,6 +45,10 @@ type batch struct {
 
 	producers map[producerKey]pulsar.Producer // this invocation's producers, looked up once
 	created   int
+	// The producer of the previous message: consecutive messages almost always share it, and a struct
+	// comparison is cheaper than hashing the topic (sender goroutine only).
+	lastKey      producerKey
+	lastProducer pulsar.Producer
 
 	issued int // messages sent or failed before sending, over both phases (sender goroutine only)
 
@@ -119,16 +123,21 @@ func (b *batch) publish(ctx context.Context) {
 
 // mixedKinds reports whether the batch uses both the batched and the unbatched producer.
 func (b *batch) mixedKinds() bool {
-	seen := map[producer.Kind]bool{}
-	for i := range b.msgs {
-		seen[b.msgs[i].kind] = true
+	for i := 1; i < len(b.msgs); i++ {
+		if b.msgs[i].kind != b.msgs[0].kind {
+			return true
+		}
 	}
-	return len(seen) > 1
+	return false
 }
 
 func (b *batch) producer(ctx context.Context, topic string, kind producer.Kind) (pulsar.Producer, error) {
 	k := producerKey{topic, kind}
+	if b.lastProducer != nil && b.lastKey == k {
+		return b.lastProducer, nil
+	}
 	if p, ok := b.producers[k]; ok {
+		b.lastKey, b.lastProducer = k, p
 		return p, nil
 	}
 	p, created, err := b.r.producers.Producer(ctx, topic, kind)
@@ -139,6 +148,7 @@ func (b *batch) producer(ctx context.Context, topic string, kind producer.Kind) 
 		return nil, err
 	}
 	b.producers[k] = p
+	b.lastKey, b.lastProducer = k, p
 	return p, nil
 }
 
