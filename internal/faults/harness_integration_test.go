@@ -471,6 +471,7 @@ func (f *inproc) invoke(t testing.TB, ev events.KinesisEvent) outcome {
 type countingProducers struct {
 	relay.Producers
 	receipts atomic.Int64
+	resets   atomic.Int64
 	mu       sync.Mutex
 	trigger  func()
 	at       int64
@@ -506,6 +507,12 @@ func (c *countingProducers) Producer(ctx context.Context, topic string, kind pro
 		return nil, created, err
 	}
 	return &countingProducer{Producer: p, c: c}, created, nil
+}
+
+// Reset counts the relay's client replacements (after an invocation without progress).
+func (c *countingProducers) Reset() {
+	c.resets.Add(1)
+	c.Producers.Reset()
 }
 
 func (c *countingProducers) Discard(topic string, kind producer.Kind, p pulsar.Producer) {
