@@ -42,8 +42,9 @@ func TestFaults(t *testing.T) {
 		{"latency_spikes", latencySpikes},
 		{"bandwidth_limit", bandwidthLimit},
 		{"invocation_longer_than_keepalive", invocationLongerThanKeepAlive},
-		{"broker_never_answers_warm", brokerNeverAnswers(false)},
-		{"broker_never_answers_cold", brokerNeverAnswers(true)},
+		{"broker_never_answers_warm", brokerNeverAnswers(false, "")},
+		{"broker_never_answers_cold", brokerNeverAnswers(true, "")},
+		{"broker_never_answers_queue_full", brokerNeverAnswers(false, "10")},
 		{"frozen_past_keepalive", frozenPastKeepAlive},
 		{"frozen_silent_drop", frozenSilentDrop},
 		{"frozen_silent_drop_default_keepalive", frozenSilentDropDefaultKeepAlive},
@@ -379,13 +380,18 @@ func invocationLongerThanKeepAlive(t *testing.T, fb *faultBroker) {
 }
 
 // The broker accepts the connection and the messages but no answer ever comes back (on the warm
-// producer's connection, or from the first CONNECT of a cold client): the function must return
-// before its deadline, report the batch, and replace its client; the retries deliver.
-func brokerNeverAnswers(cold bool) func(*testing.T, *faultBroker) {
+// producer's connection, or from the first CONNECT of a cold client; with maxPending, the producer's
+// queue fills up and SendAsync blocks): the function must return before its deadline, report the
+// batch, and replace its client; the retries deliver.
+func brokerNeverAnswers(cold bool, maxPending string) func(*testing.T, *faultBroker) {
 	return func(t *testing.T, fb *faultBroker) {
 		tp := topic(t)
 		const timeout = 5 * time.Second
-		f := newInproc(t, vars(fb, tp), timeout, awsEndpoints{})
+		v := vars(fb, tp)
+		if maxPending != "" {
+			v["PULSAR_MAX_PENDING_MESSAGES"] = maxPending
+		}
+		f := newInproc(t, v, timeout, awsEndpoints{})
 		if !cold {
 			warm(t, fb, f, tp, 9)
 		}
