@@ -146,7 +146,10 @@ type Pool struct {
 	client    pulsar.Client
 	producers map[key]*entry
 	lastUsed  time.Time // wall clock: a monotonic clock may not advance while the environment is frozen
-	closed    bool
+	// inUse: a producer was handed out since the last Touch or Reset, so an invocation is running and
+	// the client is busy, not idle.
+	inUse  bool
+	closed bool
 }
 
 type key struct {
@@ -189,7 +192,12 @@ func (p *Pool) producer(ctx context.Context, topic string, kind Kind, claim, ret
 		p.mu.Unlock()
 		return nil, false, errors.New("producer pool is closed")
 	}
-	p.replaceIfIdleLocked()
+	if !p.inUse {
+		p.replaceIfIdleLocked()
+	}
+	if claim {
+		p.inUse = true
+	}
 	k := key{topic, kind}
 	e, ok := p.producers[k]
 	if !ok {
@@ -230,6 +238,7 @@ func (p *Pool) producer(ctx context.Context, topic string, kind Kind, claim, ret
 func (p *Pool) Touch() {
 	p.mu.Lock()
 	p.lastUsed = p.now().Round(0)
+	p.inUse = false
 	p.mu.Unlock()
 }
 
@@ -255,6 +264,7 @@ func (p *Pool) Reset() {
 	if p.opts.Credentials != nil {
 		p.opts.Credentials.Refresh()
 	}
+	p.inUse = false
 	p.dropClientLocked()
 }
 

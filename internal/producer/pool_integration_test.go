@@ -144,6 +144,26 @@ func TestIdleClientIsReplaced(t *testing.T) {
 	}
 }
 
+// A running invocation keeps its client however long it runs: idleness counts from its end (Touch),
+// so a second producer kind asked for late in a long batch does not close the first.
+func TestBusyClientIsNotIdle(t *testing.T) {
+	p := newPool(t, Options{KeepAliveInterval: 30 * time.Second, Chunking: true})
+	now := time.Now()
+	p.now = func() time.Time { return now }
+	topic := pulsartest.Topic(t, "pool")
+	batched, _ := get(t, p, topic, Batched)
+	now = now.Add(time.Minute) // the same invocation, still running
+	if _, created := get(t, p, topic, Unbatched); !created {
+		t.Fatal("unbatched producer not created")
+	}
+	if again, created := get(t, p, topic, Batched); again != batched || created {
+		t.Fatal("the running invocation's client was replaced as idle")
+	}
+	if err := send(t, batched); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestResetAndDiscard(t *testing.T) {
 	p := newPool(t, Options{})
 	topic := pulsartest.Topic(t, "pool")

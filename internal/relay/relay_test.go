@@ -524,3 +524,24 @@ func TestCheckpointMessageIDSkipsDeadLetters(t *testing.T) {
 		t.Errorf("checkpoint %s at message %s, want record 2 at the main topic's message 1:1:0", b.CheckpointSequenceNumber, b.CheckpointMessageID)
 	}
 }
+
+func TestPermanent(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{pulsar.ErrMessageTooLarge, true},
+		{errors.Join(pulsar.ErrTopicTerminated, errors.New("x")), true},
+		// Producer creation on a terminated topic: the broker's error arrives as text only.
+		{fmt.Errorf("creating batched producer for t: %w", errors.New("server error: TopicTerminatedError: Topic was already terminated")), true},
+		{fmt.Errorf("x: %w", errUnroutable), true},
+		{pulsar.ErrProducerClosed, false},
+		{errors.New("connection closed"), false},
+		{context.DeadlineExceeded, false},
+		{nil, false},
+	} {
+		if got := permanent(tc.err); got != tc.want {
+			t.Errorf("permanent(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
