@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -370,5 +371,7 @@ func permanent(err error) bool {
 			return true
 		}
 	}
-	return false
+	// Creating a producer on a terminated topic fails with the broker's error as text only
+	// ("server error: TopicTerminatedError: ..."), not as a *pulsar.Error.
+	return err != nil && strings.Contains(err.Error(), "TopicTerminatedError")
 }
