@@ -132,7 +132,10 @@ func RunCell(ctx context.Context, p Publishers, w Workload, o MatrixOptions) (*C
 		case ModeCeiling:
 			return Measure(func() (time.Duration, error) { return p.Ceiling.Run(ctx, msgs) })
 		case ModeHandler:
-			return Measure(func() (time.Duration, error) { return p.Handler.Run(ctx, ev) })
+			// A deadline, as Lambda gives one: a stuck broker ends the run instead of hanging it.
+			runCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+			defer cancel()
+			return Measure(func() (time.Duration, error) { return p.Handler.Run(runCtx, ev) })
 		default:
 			res, err := p.Function.Invoke(ctx, payload)
 			return res.Duration, Allocs{}, err

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,7 +40,9 @@ type Config struct {
 	FunctionEnv []string
 	// DeliverableOnly limits the throughput matrix to the batches Lambda can deliver (experiments).
 	DeliverableOnly bool
-	Progress        func(string) `json:"-"`
+	// FunctionLog receives every bootstrap's log lines (stderr); nil discards them.
+	FunctionLog io.Writer    `json:"-"`
+	Progress    func(string) `json:"-"`
 }
 
 // Report is everything one run measured.
@@ -189,7 +192,7 @@ func (c Config) runs(phase string) bool {
 
 // function returns the options of a bootstrap run on topic.
 func (c Config) function(topic string) FunctionOptions {
-	return FunctionOptions{Binary: c.Bootstrap, ServiceURL: c.ServiceURL, Topic: topic, Env: c.FunctionEnv}
+	return FunctionOptions{Binary: c.Bootstrap, ServiceURL: c.ServiceURL, Topic: topic, Env: c.FunctionEnv, Stderr: c.FunctionLog}
 }
 
 type publishers struct {

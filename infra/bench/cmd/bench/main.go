@@ -12,12 +12,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -108,6 +110,12 @@ func run(ctx context.Context, args []string) error {
 		cfg.Matrix = bench.MatrixOptions{MinRounds: 2, MaxRounds: 3, Budget: 0, Progress: cfg.Progress}
 		cfg.PerfSeconds, cfg.ColdRuns = 2, 3
 	}
+	logFile, err := os.Create(filepath.Join(scratchDir, "bootstrap-stderr.log"))
+	if err != nil {
+		return fmt.Errorf("bootstrap log: %w", err)
+	}
+	defer logFile.Close()
+	cfg.FunctionLog = &lockedWriter{w: logFile}
 	r, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return err
@@ -208,6 +216,18 @@ func label(size int) string {
 		return fmt.Sprintf("%d KiB", size/1024)
 	}
 	return fmt.Sprintf("%d B", size)
+}
+
+// lockedWriter serialises the writes of several bootstraps' output copiers.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 type multiFlag []string
