@@ -3,14 +3,11 @@
 package esm
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -34,34 +31,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bootstrap = filepath.Join(dir, "bootstrap")
-	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bootstrap, "../../functions/kinesis-to-pulsar")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building bootstrap: %v\n%s", err, out)
+	if bootstrap, err = runtimeapi.Build(context.Background(), "../../functions/kinesis-to-pulsar", dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// syncBuffer collects the function's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // stream creates a one-shard stream in moto holding records with keys key-0.. and returns its ARN and
@@ -121,7 +97,7 @@ func TestPollerWithTheRealFunction(t *testing.T) {
 	}
 	k := kinesis.NewFromConfig(awsCfg)
 	topic := pulsartest.Topic(t, "esm")
-	logs := &syncBuffer{}
+	logs := &runtimeapi.Output{}
 	fn, err := runtimeapi.Start(ctx, runtimeapi.Options{
 		Binary: bootstrap, FunctionName: "kinesis-to-pulsar", MemoryMB: 256, Timeout: 10 * time.Second,
 		Env:    []string{"PULSAR_SERVICE_URL=" + env.PulsarServiceURL, "PULSAR_TOPIC=" + topic},

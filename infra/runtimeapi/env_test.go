@@ -453,7 +453,7 @@ func TestCancelResetsTheEnvironment(t *testing.T) {
 
 func TestPeakRSSAndPlatformLines(t *testing.T) {
 	t.Parallel()
-	platform := &syncBuffer{}
+	platform := &Output{}
 	env, _ := startEnv(t, func(o *Options) { o.Platform = platform })
 	res, _ := invokeOK(t, env, handlerRequest{})
 	invokeOK(t, env, handlerRequest{})

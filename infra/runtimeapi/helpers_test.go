@@ -3,16 +3,12 @@
 package runtimeapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,36 +26,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "temp dir:", err)
 		os.Exit(1)
 	}
-	testBootstrap = filepath.Join(dir, "bootstrap")
-	// As the Makefile builds the function, but for the host: CGO off, no net/rpc shim.
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", testBootstrap, "./testdata/handler")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build testdata/handler: %v\n%s", err, out)
+	if testBootstrap, err = Build(context.Background(), "./testdata/handler", dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		_ = os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// syncBuffer collects a child's output; the writes come from os/exec's copying goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // waitFor polls cond, for output that a child writes asynchronously.
@@ -125,7 +99,7 @@ func invokeOK(t testing.TB, d Driver, req handlerRequest) (Result, handlerRespon
 	return res, resp
 }
 
-type testOut struct{ stdout, stderr *syncBuffer }
+type testOut struct{ stdout, stderr *Output }
 
 func (o testOut) String() string {
 	return "stdout:\n" + o.stdout.String() + "\nstderr:\n" + o.stderr.String()
@@ -135,7 +109,7 @@ func (o testOut) String() string {
 // test; the shutdown also proves no process is left behind.
 func startEnv(t *testing.T, mutate func(*Options)) (*Env, testOut) {
 	t.Helper()
-	out := testOut{&syncBuffer{}, &syncBuffer{}}
+	out := testOut{&Output{}, &Output{}}
 	opts := Options{
 		Binary:       testBootstrap,
 		FunctionName: "kp-test",

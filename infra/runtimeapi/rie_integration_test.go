@@ -24,7 +24,7 @@ func findRIE(t testing.TB) string {
 
 func startRIE(t *testing.T, mutate func(*Options)) (*RIE, testOut) {
 	t.Helper()
-	out := testOut{&syncBuffer{}, &syncBuffer{}}
+	out := testOut{&Output{}, &Output{}}
 	opts := Options{
 		Binary:       testBootstrap,
 		FunctionName: "kp-test",

@@ -5,11 +5,9 @@ package audit_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
+	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
 	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/metrics"
@@ -28,39 +27,6 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
 )
-
-// lockedBuffer collects output written from several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// jsonLines decodes every line and keeps those whose "msg" is msg ("" keeps all).
-func (b *lockedBuffer) jsonLines(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("not a JSON line: %s", line)
-		}
-		if msg == "" || m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // observer keeps every summary and writes its EMF document, as the function does.
 type observer struct {
@@ -91,7 +57,7 @@ func (o *observer) last(t *testing.T) *relay.Summary {
 type relayFixture struct {
 	relay     *relay.Relay
 	obs       *observer
-	emf, logs *lockedBuffer
+	emf, logs *runtimeapi.Output
 	topic     string
 	client    pulsar.Client
 }
@@ -107,7 +73,7 @@ func newRelay(t *testing.T, auditor relay.Auditor, opts relay.Options, popts pro
 	popts.Logger = slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))
 	pool := producer.NewPool(popts)
 	t.Cleanup(func() { pool.Close(context.Background()) })
-	f := &relayFixture{emf: &lockedBuffer{}, logs: &lockedBuffer{}, topic: opts.Topic, client: pulsartest.Client(t, stack.PulsarServiceURL)}
+	f := &relayFixture{emf: &runtimeapi.Output{}, logs: &runtimeapi.Output{}, topic: opts.Topic, client: pulsartest.Client(t, stack.PulsarServiceURL)}
 	f.obs = &observer{emf: metrics.New(f.emf, "KinesisPulsar", "kinesis-to-pulsar")}
 	f.relay = relay.New(opts, pool, auditor, f.obs, slog.New(slog.NewJSONHandler(f.logs, nil)))
 	return f
@@ -132,7 +98,7 @@ func (f *relayFixture) handle(t *testing.T, timeout time.Duration, requestID str
 // lastEMF is the newest EMF document.
 func (f *relayFixture) lastEMF(t *testing.T) map[string]any {
 	t.Helper()
-	docs := f.emf.jsonLines(t, "")
+	docs := f.emf.JSON("")
 	if len(docs) == 0 {
 		t.Fatal("no EMF document")
 	}
@@ -326,7 +292,7 @@ func TestRelayAuditUnavailable(t *testing.T) {
 				if doc := f.lastEMF(t); doc["AuditWriteErrors"] != 1.0 {
 					t.Errorf("EMF AuditWriteErrors = %v, want 1", doc["AuditWriteErrors"])
 				}
-				if lines := f.logs.jsonLines(t, "audit write failed"); len(lines) != 1 || lines[0]["required"] != required {
+				if lines := f.logs.JSON("audit write failed"); len(lines) != 1 || lines[0]["required"] != required {
 					t.Errorf("audit error lines %v", lines)
 				}
 				if msgs := pulsartest.ReadAll(t, f.client, f.topic, time.Minute); len(msgs) != 3 {

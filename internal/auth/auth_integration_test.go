@@ -3,7 +3,6 @@
 package auth_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -22,6 +21,7 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
 	"github.com/streambridge/kinesis-pulsar/internal/auth"
 	"github.com/streambridge/kinesis-pulsar/internal/auth/authtest"
 	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
@@ -29,24 +29,6 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
 )
-
-// lockedBuffer collects log lines written from the client's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 type summaries struct {
 	mu  sync.Mutex
@@ -116,7 +98,7 @@ type function struct {
 	secrets *countingSecrets
 	pool    *producer.Pool
 	relay   *relay.Relay
-	logs    *lockedBuffer
+	logs    *runtimeapi.Output
 	sums    *summaries
 	topic   string
 	shard   *kinesistest.Shard
@@ -131,7 +113,7 @@ type fnOptions struct {
 
 func (s *suite) newFunction(t *testing.T, secretID string, o fnOptions) *function {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &runtimeapi.Output{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	popts := o.producer
 	if popts.ServiceURL == "" {

@@ -87,14 +87,14 @@ func TestBootstrapWritesAudit(t *testing.T) {
 	}
 	var invs []invocation
 	for i, ev := range batches {
-		f.stdout.reset()
+		f.stdout.Reset()
 		before := time.Now()
 		resp, res := f.invoke(t, ev)
 		if len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("batch %d: response %s, want every record delivered", i, res.Payload)
 		}
 		if docs := f.emf(t); len(docs) != 1 || docs[0]["AuditWriteErrors"] != 0.0 {
-			t.Fatalf("batch %d: EMF %v, want one document without audit errors\nstderr:\n%s", i, docs, strings.Join(f.stderr.lines(), "\n"))
+			t.Fatalf("batch %d: EMF %v, want one document without audit errors\nstderr:\n%s", i, docs, strings.Join(f.stderr.Lines(), "\n"))
 		}
 		invs = append(invs, invocation{ev: ev, requestID: res.RequestID, before: before, after: time.Now(), duration: res.Duration,
 			published: []int{3, 11}[i], wantCheckpoint: ev.Records[len(ev.Records)-1].Kinesis.SequenceNumber})

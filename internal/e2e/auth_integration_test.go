@@ -45,7 +45,7 @@ func TestBootstrapAuth(t *testing.T) {
 		}
 		res, err := f.env.Invoke(context.Background(), payload)
 		f.settle(t, 1, 2)
-		out := strings.Join(f.stdout.lines(), "\n") + "\n" + strings.Join(f.stderr.lines(), "\n")
+		out := strings.Join(f.stdout.Lines(), "\n") + "\n" + strings.Join(f.stderr.Lines(), "\n")
 		if leaks := material.Leaks(out); len(leaks) > 0 {
 			t.Errorf("the function's output contains secret material: %v", leaks)
 		}
@@ -62,7 +62,7 @@ func TestBootstrapAuth(t *testing.T) {
 		t.Helper()
 		f, err := start(t, vars, timeout)
 		if err != nil {
-			t.Fatalf("starting bootstrap: %v\nstderr (redacted):\n%s", err, material.Redact(strings.Join(f.stderr.lines(), "\n")))
+			t.Fatalf("starting bootstrap: %v\nstderr (redacted):\n%s", err, material.Redact(strings.Join(f.stderr.Lines(), "\n")))
 		}
 		return f
 	}
@@ -80,7 +80,7 @@ func TestBootstrapAuth(t *testing.T) {
 		resp, res := invoke(t, f, quickStartEvent(t, "e2e-auth"))
 		if resp.BatchItemFailures == nil || len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("response %s, want an empty batchItemFailures list\nstderr (redacted):\n%s", res.Payload,
-				material.Redact(strings.Join(f.stderr.lines(), "\n")))
+				material.Redact(strings.Join(f.stderr.Lines(), "\n")))
 		}
 		if docs := f.emf(t); len(docs) != 1 || docs[0]["MessagesPublished"] != 10.0 || docs[0]["outcome"] != "delivered" {
 			t.Errorf("EMF %v", docs)
@@ -117,17 +117,17 @@ func TestBootstrapAuth(t *testing.T) {
 		}
 		t.Logf("wrong token: whole batch failed after %v of a %v timeout", res.Duration.Round(time.Millisecond), timeout)
 		if !f.refusalLogged(arn) {
-			t.Errorf("no log line names the secret and the refusal\nstderr (redacted):\n%s", material.Redact(strings.Join(f.stderr.lines(), "\n")))
+			t.Errorf("no log line names the secret and the refusal\nstderr (redacted):\n%s", material.Redact(strings.Join(f.stderr.Lines(), "\n")))
 		}
 
 		valid := broker.Token(t, "fn", 0)
 		material.Add("rotated token", valid)
 		secrets.Put(t, arn, tokenSecret(valid))
-		f.stdout.reset()
-		f.stderr.reset()
+		f.stdout.Reset()
+		f.stderr.Reset()
 		resp, res = invoke(t, f, quickStartEvent(t, "e2e-auth"))
 		if len(resp.BatchItemFailures) != 0 {
-			t.Fatalf("after the rotation: response %s\nstderr (redacted):\n%s", res.Payload, material.Redact(strings.Join(f.stderr.lines(), "\n")))
+			t.Fatalf("after the rotation: response %s\nstderr (redacted):\n%s", res.Payload, material.Redact(strings.Join(f.stderr.Lines(), "\n")))
 		}
 		if res.ColdStart || f.env.Launches() != 1 {
 			t.Errorf("the rotation cost a cold start (launches %d)", f.env.Launches())
@@ -139,7 +139,7 @@ func TestBootstrapAuth(t *testing.T) {
 // refusalLogged reports a JSON log line of the function that says the broker refused the credentials
 // of the secret.
 func (f *function) refusalLogged(secretID string) bool {
-	for _, line := range f.stderr.lines() {
+	for _, line := range f.stderr.Lines() {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) != nil {
 			continue

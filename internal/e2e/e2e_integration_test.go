@@ -5,17 +5,12 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,11 +33,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bootstrap = filepath.Join(dir, "bootstrap")
-	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bootstrap, "../../functions/kinesis-to-pulsar")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building bootstrap: %v\n%s", err, out)
+	if bootstrap, err = runtimeapi.Build(context.Background(), "../../functions/kinesis-to-pulsar", dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -50,47 +42,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// lockedBuffer collects a child's output while it runs.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) lines() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(b.buf.Bytes()))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-func (b *lockedBuffer) reset() {
-	b.mu.Lock()
-	b.buf.Reset()
-	b.mu.Unlock()
-}
-
 type function struct {
 	env            *runtimeapi.Env
-	stdout, stderr *lockedBuffer
+	stdout, stderr *runtimeapi.Output
 }
 
 // start runs the bootstrap with exactly vars (plus what Lambda itself sets).
 func start(t *testing.T, vars map[string]string, timeout time.Duration) (*function, error) {
 	t.Helper()
-	f := &function{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
+	f := &function{stdout: &runtimeapi.Output{}, stderr: &runtimeapi.Output{}}
 	var env []string
 	for k, v := range vars {
 		env = append(env, k+"="+v)
@@ -115,7 +75,7 @@ func mustStart(t *testing.T, vars map[string]string, timeout time.Duration) *fun
 	t.Helper()
 	f, err := start(t, vars, timeout)
 	if err != nil {
-		t.Fatalf("starting bootstrap: %v\nstderr:\n%s", err, strings.Join(f.stderr.lines(), "\n"))
+		t.Fatalf("starting bootstrap: %v\nstderr:\n%s", err, strings.Join(f.stderr.Lines(), "\n"))
 	}
 	return f
 }
@@ -131,7 +91,7 @@ func (f *function) invoke(t *testing.T, ev events.KinesisEvent) (events.KinesisE
 		t.Fatalf("invoke: %v", err)
 	}
 	if res.Error != nil {
-		t.Fatalf("function error: %v\nstderr:\n%s", res.Error, strings.Join(f.stderr.lines(), "\n"))
+		t.Fatalf("function error: %v\nstderr:\n%s", res.Error, strings.Join(f.stderr.Lines(), "\n"))
 	}
 	var resp events.KinesisEventResponse
 	if err := json.Unmarshal(res.Payload, &resp); err != nil {
@@ -145,7 +105,7 @@ func (f *function) invoke(t *testing.T, ev events.KinesisEvent) (events.KinesisE
 func (f *function) settle(t *testing.T, stdoutLines, stderrLines int) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
-	for len(f.stdout.lines()) < stdoutLines || len(f.stderr.lines()) < stderrLines {
+	for len(f.stdout.Lines()) < stdoutLines || len(f.stderr.Lines()) < stderrLines {
 		if time.Now().After(deadline) {
 			return // the assertions that follow report what is missing
 		}
@@ -158,7 +118,7 @@ func (f *function) emf(t *testing.T) []map[string]any {
 	t.Helper()
 	f.settle(t, 1, 1)
 	var docs []map[string]any
-	for _, line := range f.stdout.lines() {
+	for _, line := range f.stdout.Lines() {
 		if err := metrics.Validate([]byte(line)); err != nil {
 			t.Errorf("stdout line is not valid EMF (%v): %s", err, line)
 			continue
@@ -174,7 +134,7 @@ func (f *function) emf(t *testing.T) []map[string]any {
 func (f *function) logs(t *testing.T, msg string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	for _, line := range f.stderr.lines() {
+	for _, line := range f.stderr.Lines() {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Errorf("stderr line is not JSON: %s", line)
@@ -209,8 +169,8 @@ func TestBootstrapPublishes(t *testing.T) {
 	f := mustStart(t, map[string]string{"PULSAR_SERVICE_URL": stack.PulsarServiceURL, "PULSAR_TOPIC": topic}, 30*time.Second)
 
 	for i, wantCreated := range []float64{1, 0} {
-		f.stdout.reset()
-		f.stderr.reset()
+		f.stdout.Reset()
+		f.stderr.Reset()
 		ev := quickStartEvent(t, "e2e")
 		resp, res := f.invoke(t, ev)
 		if resp.BatchItemFailures == nil || len(resp.BatchItemFailures) != 0 {
@@ -228,14 +188,14 @@ func TestBootstrapPublishes(t *testing.T) {
 		}
 		summary := f.logs(t, "batch")
 		if len(summary) != 1 {
-			t.Fatalf("invocation %d: %d summary lines, want 1:\n%s", i, len(summary), strings.Join(f.stderr.lines(), "\n"))
+			t.Fatalf("invocation %d: %d summary lines, want 1:\n%s", i, len(summary), strings.Join(f.stderr.Lines(), "\n"))
 		}
 		s := summary[0]
 		if s["level"] != "INFO" || s["requestId"] != res.RequestID || s["shardId"] != "shardId-000000000000" ||
 			s["firstSequenceNumber"] != ev.Records[0].Kinesis.SequenceNumber || s["published"] != 10.0 || s["outcome"] != "delivered" {
 			t.Errorf("invocation %d: summary %v", i, s)
 		}
-		if strings.Contains(strings.Join(f.stderr.lines(), "\n"), "test-kinesis-data") {
+		if strings.Contains(strings.Join(f.stderr.Lines(), "\n"), "test-kinesis-data") {
 			t.Error("a payload reached the logs")
 		}
 	}
@@ -262,13 +222,13 @@ func TestBootstrapInvalidConfiguration(t *testing.T) {
 	}
 	f.settle(t, 0, 1)
 	var errorLines []string
-	for _, line := range f.stderr.lines() {
+	for _, line := range f.stderr.Lines() {
 		if strings.Contains(line, "invalid configuration") {
 			errorLines = append(errorLines, line)
 		}
 	}
 	if len(errorLines) != 1 {
-		t.Fatalf("%d error lines, want one naming every variable:\n%s", len(errorLines), strings.Join(f.stderr.lines(), "\n"))
+		t.Fatalf("%d error lines, want one naming every variable:\n%s", len(errorLines), strings.Join(f.stderr.Lines(), "\n"))
 	}
 	for _, name := range []string{"PULSAR_SERVICE_URL", "PULSAR_TOPIC", "PULSAR_COMPRESSION", "DEADLINE_MARGIN_MS"} {
 		if !strings.Contains(errorLines[0], name) {

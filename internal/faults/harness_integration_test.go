@@ -3,7 +3,6 @@
 package faults
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -54,11 +52,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bootstrap = filepath.Join(dir, "bootstrap")
-	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bootstrap, "../../functions/kinesis-to-pulsar")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building bootstrap: %v\n%s", err, out)
+	if bootstrap, err = runtimeapi.Build(context.Background(), "../../functions/kinesis-to-pulsar", dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -382,7 +377,7 @@ type inproc struct {
 	pool     *producer.Pool
 	handler  lambda.Handler
 	timeout  time.Duration
-	log      *lockedBuffer
+	log      *runtimeapi.Output
 	counting *countingProducers
 }
 
@@ -398,7 +393,7 @@ func newInproc(t *testing.T, vars map[string]string, timeout time.Duration, endp
 	if err != nil {
 		t.Fatalf("configuration: %v", err)
 	}
-	logs := &lockedBuffer{}
+	logs := &runtimeapi.Output{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -552,13 +547,13 @@ func (p *countingProducer) SendAsync(ctx context.Context, m *pulsar.ProducerMess
 // boot is the real bootstrap under the in-process Runtime API.
 type boot struct {
 	env            *runtimeapi.Env
-	stdout, stderr *lockedBuffer
+	stdout, stderr *runtimeapi.Output
 	timeout        time.Duration
 }
 
 func newBoot(t *testing.T, vars map[string]string, timeout time.Duration) *boot {
 	t.Helper()
-	b := &boot{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, timeout: timeout}
+	b := &boot{stdout: &runtimeapi.Output{}, stderr: &runtimeapi.Output{}, timeout: timeout}
 	var env []string
 	for k, v := range vars {
 		env = append(env, k+"="+v)
@@ -603,36 +598,4 @@ func (b *boot) invoke(t testing.TB, ev events.KinesisEvent) outcome {
 		}
 	}
 	return o
-}
-
-// lockedBuffer collects log output written from any goroutine, also after the test ended.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// jsonLines returns the JSON log lines whose msg is msg.
-func (b *lockedBuffer) jsonLines(msg string) []map[string]any {
-	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(b.String()))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
 }
