@@ -76,13 +76,22 @@ func (c *Cell) Ratio(m Mode) float64 { return c.pairRatio(ModeCeiling, m) }
 // in-process handler in the same round.
 func (c *Cell) BootstrapOverhead() float64 { return 1/c.pairRatio(ModeHandler, ModeBootstrap) - 1 }
 
-func (c *Cell) pairRatio(base, m Mode) float64 {
+func (c *Cell) pairRatio(base, m Mode) float64 { return Median(c.pairRatios(base, m)) }
+
+func (c *Cell) pairRatios(base, m Mode) []float64 {
 	n := min(len(c.Durations[base]), len(c.Durations[m]))
 	rs := make([]float64, 0, n)
 	for i := 0; i < n; i++ {
 		rs = append(rs, c.Durations[base][i].Seconds()/c.Durations[m][i].Seconds())
 	}
-	return Median(rs)
+	return rs
+}
+
+// RatioIQR is the interquartile range of mode's per-round ratio to the ceiling: how much one round
+// says.
+func (c *Cell) RatioIQR(m Mode) (p25, p75 float64) {
+	rs := c.pairRatios(ModeCeiling, m)
+	return Quantile(rs, 0.25), Quantile(rs, 0.75)
 }
 
 // LatencyMS returns the q-quantile of mode's batch latency in milliseconds.

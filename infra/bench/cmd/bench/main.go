@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string) error {
 		ServiceURL: env.PulsarServiceURL, AdminURL: env.PulsarAdminURL, PulsarHome: env.PulsarHome,
 		Bootstrap: abs(*bootstrap), LambdaBootstrap: abs(*lambdaBootstrap), Repo: repo, Scratch: scratchDir, Self: self,
 		Command: *command, MaxLoad: *maxLoad, Wait: *wait,
-		Matrix:      bench.MatrixOptions{MinRounds: 7, MaxRounds: 150, Budget: 4 * time.Second},
+		Matrix:      bench.MatrixOptions{MinRounds: 7, MaxRounds: 200, Budget: 6 * time.Second},
 		PerfSeconds: 6, ColdRuns: 15, CostPeriod: *costPeriod, CostMemory: mems,
 		Progress: func(s string) { fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05"), s) },
 	}
