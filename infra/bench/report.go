@@ -134,10 +134,23 @@ func (r *Report) Markdown(w io.Writer, chartFile string) {
 		quiet = "**no**"
 	}
 	p("| Quiet start (1-minute load < %.2f) | %s |\n", r.Config.MaxLoad, quiet)
-	for _, l := range r.Loads {
-		p("| Load at %s | %s |\n", l.Phase, l.Load)
+	if len(r.Loads) > 0 {
+		p("| Load at the start | %s |\n", r.Loads[0].Load)
+		p("| Load at the end | %s (the benchmark's own work included) |\n", r.Loads[len(r.Loads)-1].Load)
 	}
 	p("\n")
+	if len(r.CPU) > 0 {
+		p("CPU use during each phase (percent of one core, sampled every 2 s): this benchmark with everything it started, the shared ")
+		p("broker (busy serving it), and all other processes — the noise the figures were taken under.\n\n")
+		p("| phase | benchmark | broker | others (mean) | others (busiest sample) | busiest others |\n|---|---:|---:|---:|---:|---|\n")
+		for _, c := range r.CPU {
+			if c.Samples == 0 {
+				continue
+			}
+			p("| %s | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %s |\n", c.Phase, c.Ours, c.Broker, c.Others, c.OthersMax, c.TopOthers(3))
+		}
+		p("\n")
+	}
 	for _, n := range r.Notes {
 		p("> %s\n\n", n)
 	}

@@ -22,6 +22,7 @@ type Config struct {
 	Bootstrap       string // the function built for this host, as Lambda builds it
 	LambdaBootstrap string // the arm64 build of `make build`, for its size
 	Repo            string // repository root
+	RunDir          string // the local stack's run directory (pid files), to tell the broker's CPU apart
 	Scratch         string // bench-out/: logs and temporary files
 	Self            string // this program, re-executed for the in-process RSS child
 	Command         string // how the run was started, for the report
@@ -57,6 +58,7 @@ type Report struct {
 
 	Quiet  bool // the load fell below MaxLoad before measuring
 	Loads  []PhaseLoad
+	CPU    []*PhaseCPU // who used the CPU during each phase
 	Cells  []*Cell
 	Perf   []PerfResult
 	Cold   []ColdRun // straight to the broker
@@ -108,12 +110,19 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		r.Notes = append(r.Notes, fmt.Sprintf("The machine did not get quiet: the 1-minute load stayed at or above %.2f for the whole %s wait (%s).", c.MaxLoad, c.Wait, load))
 	}
 	r.Started = time.Now()
+	mon := StartMonitor(BrokerPID(c.RunDir), 2*time.Second)
+	defer func() {
+		if r.CPU == nil {
+			r.CPU = mon.Stop()
+		}
+	}()
 	phase := func(name string) {
 		l, err := SampleLoad(time.Second)
 		if err == nil {
 			r.Loads = append(r.Loads, PhaseLoad{name, l})
 			progress(fmt.Sprintf("== %s (%s)", name, l))
 		}
+		mon.Phase(name)
 	}
 
 	// Throughput, three ways.
@@ -182,6 +191,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		}
 	}
 	phase("end")
+	r.CPU = mon.Stop()
 	r.Finished = time.Now()
 	return r, nil
 }

@@ -92,9 +92,13 @@ func run(ctx context.Context, args []string) error {
 		}
 		mems = append(mems, n)
 	}
+	runDir := filepath.Join(repo, ".cache", "run")
+	if d := os.Getenv("KP_CACHE_DIR"); d != "" {
+		runDir = filepath.Join(d, "run")
+	}
 	cfg := bench.Config{
 		ServiceURL: env.PulsarServiceURL, AdminURL: env.PulsarAdminURL, PulsarHome: env.PulsarHome,
-		Bootstrap: abs(*bootstrap), LambdaBootstrap: abs(*lambdaBootstrap), Repo: repo, Scratch: scratchDir, Self: self,
+		Bootstrap: abs(*bootstrap), LambdaBootstrap: abs(*lambdaBootstrap), Repo: repo, RunDir: runDir, Scratch: scratchDir, Self: self,
 		Command: *command, MaxLoad: *maxLoad, Wait: *wait,
 		Matrix:      bench.MatrixOptions{MinRounds: 7, MaxRounds: 200, Budget: 6 * time.Second},
 		PerfSeconds: 6, ColdRuns: 15, CostPeriod: *costPeriod, CostMemory: mems,
