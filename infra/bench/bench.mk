@@ -25,6 +25,7 @@ bench: build
 	fi; \
 	status=0; trap 'status=130' INT TERM; \
 	(set -a; . $(RUN_ENV); set +a; $(BENCH_OUT)/bench -bootstrap $(BENCH_OUT)/host/bootstrap \
-		-lambda-bootstrap bin/kinesis-to-pulsar/bootstrap -scratch $(BENCH_OUT) $(BENCH_FLAGS)) || status=$$?; \
+		-lambda-bootstrap bin/kinesis-to-pulsar/bootstrap -scratch $(BENCH_OUT) \
+		-command 'make bench$(if $(BENCH_FLAGS), BENCH_FLAGS="$(BENCH_FLAGS)")' $(BENCH_FLAGS)) || status=$$?; \
 	$$release || { [ $$status -ne 0 ] || status=1; }; \
 	exit $$status

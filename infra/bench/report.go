@@ -344,7 +344,7 @@ func (r *Report) markdownCost(p func(string, ...any)) {
 		if !x.Fits() {
 			fits = " (too close to the limit)"
 		}
-		p("| %d MB | %.1f%% | %s | %.1f | %.2f | %.0f MiB%s | %.6f | $%.4f |\n", x.MemoryMB, 100*x.Share, x.Workload.Name, x.MeanBilledMS(),
+		p("| %d MB | %.1f%% | %s | %.1f | %.2f | %.0f MiB%s | %.6f | $%.5f |\n", x.MemoryMB, 100*x.Share, x.Workload.Name, x.MeanBilledMS(),
 			float64(x.CPU)/float64(time.Millisecond), float64(x.PeakRSS)/(1<<20), fits, x.GBSeconds(), x.USDPerMillionRecords())
 		if b, ok := best[x.Workload.Name]; x.Fits() && (!ok || x.USDPerMillionRecords() < b.USDPerMillionRecords()) {
 			best[x.Workload.Name] = x
@@ -358,7 +358,7 @@ func (r *Report) markdownCost(p func(string, ...any)) {
 		if !ok || b.MemoryMB != x.MemoryMB {
 			continue
 		}
-		p("| %s | %d MB | $%.4f | %.1f | $%.2f |\n", b.Workload.Name, b.MemoryMB, b.USDPerMillionRecords(),
+		p("| %s | %d MB | $%.5f | %.1f | $%.2f |\n", b.Workload.Name, b.MemoryMB, b.USDPerMillionRecords(),
 			b.GBSeconds()*1e6/float64(b.Workload.Records), PipesRequest*1e6)
 	}
 	p("\n")

@@ -338,7 +338,7 @@ func (r *Report) cost(ctx context.Context, topic string) error {
 	})
 	r.Cost = points
 	for _, p := range points {
-		c.Progress(fmt.Sprintf("cost %5d MB %-34s mean %7.1f ms  cpu %6.1f ms  $%.4f per million records  peak RSS %.0f MiB",
+		c.Progress(fmt.Sprintf("cost %5d MB %-34s mean %7.1f ms  cpu %6.1f ms  $%.5f per million records  peak RSS %.0f MiB",
 			p.MemoryMB, p.Workload.Name, p.MeanBilledMS(), float64(p.CPU)/float64(time.Millisecond), p.USDPerMillionRecords(), float64(p.PeakRSS)/(1<<20)))
 	}
 	return err

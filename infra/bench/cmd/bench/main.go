@@ -59,8 +59,20 @@ func run(ctx context.Context, args []string) error {
 	deliverableOnly := fs.Bool("deliverable-only", false, "throughput: only the batches Lambda can deliver (experiments)")
 	var fenv multiFlag
 	fs.Var(&fenv, "function-env", "KEY=VALUE added to the bootstrap's environment (repeatable; for experiments such as GOMEMLIMIT)")
+	render := fs.String("render", "", "write the report and chart again from the raw results of an earlier run (bench-out/bench-<run>.json), without measuring")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *render != "" {
+		raw, err := os.ReadFile(*render)
+		if err != nil {
+			return fmt.Errorf("-render: %w", err)
+		}
+		var r bench.Report
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return fmt.Errorf("-render %s: %w", *render, err)
+		}
+		return output(&r, *doc, *chart, filepath.Dir(*render), false)
 	}
 	// Only the broker is needed: the variables are read here rather than by localenv.Load, which
 	// requires the whole stack.
@@ -124,10 +136,14 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	r.Summary(os.Stdout)
+	return output(r, *doc, *chart, scratchDir, true)
+}
 
+// output prints the summary and writes the chart, the report and (for a new run) the raw results.
+func output(r *bench.Report, doc, chart, scratch string, raw bool) error {
+	r.Summary(os.Stdout)
 	if len(r.Cells) == 0 {
-		return writeReport(r, *doc, "", scratchDir)
+		return writeReport(r, doc, "", scratch, raw)
 	}
 	var png bytes.Buffer
 	if err := bench.Chart(&png, "Records per second: function vs broker ceiling",
@@ -135,23 +151,27 @@ func run(ctx context.Context, args []string) error {
 		panels(r)); err != nil {
 		return err
 	}
-	if err := os.WriteFile(*chart, png.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(chart, png.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("write chart: %w", err)
 	}
-	rel, err := filepath.Rel(filepath.Dir(abs(*doc)), abs(*chart))
+	rel, err := filepath.Rel(filepath.Dir(abs(doc)), abs(chart))
 	if err != nil {
-		rel = *chart
+		rel = chart
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s\n", *chart)
-	return writeReport(r, *doc, rel, scratchDir)
+	fmt.Fprintf(os.Stderr, "wrote %s\n", chart)
+	return writeReport(r, doc, rel, scratch, raw)
 }
 
 // writeReport writes the markdown report and the raw results (JSON, in the scratch directory).
-func writeReport(r *bench.Report, doc, chart, scratch string) error {
+func writeReport(r *bench.Report, doc, chart, scratch string, writeRaw bool) error {
 	var md bytes.Buffer
 	r.Markdown(&md, chart)
 	if err := os.WriteFile(doc, md.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("write report: %w", err)
+	}
+	if !writeRaw {
+		fmt.Fprintf(os.Stderr, "wrote %s\n", doc)
+		return nil
 	}
 	raw, err := json.MarshalIndent(r, "", "  ")
 	if err == nil {
