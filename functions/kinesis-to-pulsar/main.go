@@ -18,6 +18,7 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
 	"github.com/streambridge/kinesis-pulsar/internal/auth"
 	"github.com/streambridge/kinesis-pulsar/internal/config"
+	"github.com/streambridge/kinesis-pulsar/internal/eventjson"
 	"github.com/streambridge/kinesis-pulsar/internal/logging"
 	"github.com/streambridge/kinesis-pulsar/internal/metrics"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
@@ -76,7 +77,8 @@ func main() {
 		}()
 	}
 
-	lambda.StartWithOptions(handler.Handle, lambda.WithEnableSIGTERM(func() {
+	// eventjson decodes Lambda's event several times faster than the reflection path, same result.
+	lambda.StartWithOptions(eventjson.Handler(handler.Handle), lambda.WithEnableSIGTERM(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
 		pool.Close(ctx)
 		cancel()
