@@ -56,6 +56,6 @@ local-down:
 
 clean:
 	-$(STACK) down
-	rm -rf bin .aws-sam bench-out $(KP_CACHE)/run
+	rm -rf bin .aws-sam $(KP_CACHE)/run $(KP_CACHE)/bench
 
 FORCE:

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -34,6 +35,12 @@ const warmUpBudget = 5 * time.Second
 
 func main() {
 	log := logging.New(os.Stderr, os.Getenv)
+	if os.Getenv("GOMEMLIMIT") == "" && lambdacontext.MemoryLimitInMB > 0 {
+		// Lambda kills a function that outgrows its memory. A soft limit of half of it makes the GC
+		// collect earlier invocations' garbage before the heap doubles; a 6 MB batch at 128 MB then
+		// peaks near 80 MiB instead of 100. GOMEMLIMIT overrides it.
+		debug.SetMemoryLimit(int64(lambdacontext.MemoryLimitInMB) << 20 / 2)
+	}
 	cfg, err := config.Load(os.Getenv)
 	if err != nil {
 		// Exit during init: Lambda reports Runtime.ExitError and nothing is published.

@@ -7,7 +7,7 @@
 #           release; `up` and `down` on a stack.sh without them). BENCH_FLAGS passes flags
 #           (`$(BENCH_OUT)/bench -h` lists them; e.g. BENCH_FLAGS='-wait 30m' for a quiet machine).
 
-BENCH_OUT   ?= bench-out
+BENCH_OUT   ?= $(KP_CACHE)/bench
 BENCH_FLAGS ?=
 
 .PHONY: bench

@@ -23,7 +23,7 @@ type Config struct {
 	LambdaBootstrap string // the arm64 build of `make build`, for its size
 	Repo            string // repository root
 	RunDir          string // the local stack's run directory (pid files), to tell the broker's CPU apart
-	Scratch         string // bench-out/: logs and temporary files
+	Scratch         string // .cache/bench/: logs and temporary files
 	Self            string // this program, re-executed for the in-process RSS child
 	Command         string // how the run was started, for the report
 

@@ -3,8 +3,9 @@
 //
 // encoding/json spends most of an invocation's time on a large batch: reflection per field, a copy per
 // string, an allocation per record's data. This decoder reads the event Lambda actually sends in one
-// pass: strings are substrings of one copy of the payload, and every record's data is base64-decoded
-// into one shared buffer. Anything outside that shape — an escaped string, a null, a duplicated or
+// pass: every record's data is base64-decoded into one shared buffer, and the text fields end up as
+// substrings of one compact string, values repeated from record to record (stream ARN, region, event
+// name) stored once. Anything outside that shape — an escaped string, a null, a duplicated or
 // differently cased key, a non-canonical number, invalid UTF-8 — makes it hand the whole payload to
 // encoding/json instead, so the result is always encoding/json's. A differential fuzz test holds the
 // two to the same answers.
@@ -59,17 +60,68 @@ func (h Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 // falls back to encoding/json.
 type parser struct {
 	b     []byte // the payload
-	s     string // one copy of it, for zero-copy substrings
 	i     int
-	arena []byte // decoded data of every record
+	arena []byte    // decoded data of every record
+	texts []textRef // text fields, turned into strings once parsing succeeded
+}
+
+// textRef is where a text field's value lies in the payload, and which record and field it belongs to.
+type textRef struct {
+	record     int32 // a 6 MB event holds far fewer than 2^31 of anything
+	start, end int32
+	field      field
+}
+
+// field names a string field of a record.
+type field uint8
+
+const (
+	fAwsRegion field = iota
+	fEventID
+	fEventName
+	fEventSource
+	fEventSourceArn
+	fEventVersion
+	fInvokeIdentityArn
+	fEncryptionType
+	fPartitionKey
+	fSequenceNumber
+	fKinesisSchemaVersion
+	fieldCount
+)
+
+func (f field) of(r *events.KinesisEventRecord) *string {
+	switch f {
+	case fAwsRegion:
+		return &r.AwsRegion
+	case fEventID:
+		return &r.EventID
+	case fEventName:
+		return &r.EventName
+	case fEventSource:
+		return &r.EventSource
+	case fEventSourceArn:
+		return &r.EventSourceArn
+	case fEventVersion:
+		return &r.EventVersion
+	case fInvokeIdentityArn:
+		return &r.InvokeIdentityArn
+	case fEncryptionType:
+		return &r.Kinesis.EncryptionType
+	case fPartitionKey:
+		return &r.Kinesis.PartitionKey
+	case fSequenceNumber:
+		return &r.Kinesis.SequenceNumber
+	}
+	return &r.Kinesis.KinesisSchemaVersion
 }
 
 func decodeFast(payload []byte) (ev events.KinesisEvent, ok bool) {
-	p := &parser{b: payload, s: string(payload)}
+	p := &parser{b: payload}
 	p.ws()
 	seen := false
-	ok = p.object(func(key string) bool {
-		if key != "Records" {
+	ok = p.object(func(key []byte) bool {
+		if string(key) != "Records" {
 			return p.other(key, "Records")
 		}
 		if seen {
@@ -78,11 +130,38 @@ func decodeFast(payload []byte) (ev events.KinesisEvent, ok bool) {
 		seen = true
 		return p.records(&ev)
 	})
+	if ok {
+		p.setTexts(ev.Records)
+	}
 	return ev, ok
 }
 
+// setTexts copies the text fields into one string and points the records at its substrings. A value
+// equal to the same field's in the previous record is not copied again.
+func (p *parser) setTexts(records []events.KinesisEventRecord) {
+	type span struct{ start, end int }
+	var last [fieldCount][]byte
+	var lastSpan [fieldCount]span
+	buf := make([]byte, 0, 64*len(records)+256)
+	spans := make([]span, len(p.texts))
+	for i, t := range p.texts {
+		v := p.b[t.start:t.end]
+		if last[t.field] != nil && bytes.Equal(v, last[t.field]) {
+			spans[i] = lastSpan[t.field]
+			continue
+		}
+		spans[i] = span{len(buf), len(buf) + len(v)}
+		buf = append(buf, v...)
+		last[t.field], lastSpan[t.field] = v, spans[i]
+	}
+	all := string(buf)
+	for i, t := range p.texts {
+		*t.field.of(&records[t.record]) = all[spans[i].start:spans[i].end]
+	}
+}
+
 // object reads {"key": value, ...}, calling field with each key when the parser stands on its value.
-func (p *parser) object(field func(key string) bool) bool {
+func (p *parser) object(field func(key []byte) bool) bool {
 	if !p.consume('{') {
 		return false
 	}
@@ -116,9 +195,9 @@ func (p *parser) object(field func(key string) bool) bool {
 
 // other skips the value of an unknown key. encoding/json matches keys case-insensitively, so a key
 // that folds to a known one is left to it.
-func (p *parser) other(key string, known ...string) bool {
+func (p *parser) other(key []byte, known ...string) bool {
 	for _, k := range known {
-		if equalFold(key, k) {
+		if bytes.EqualFold(key, []byte(k)) {
 			return false
 		}
 	}
@@ -138,7 +217,7 @@ func (p *parser) records(ev *events.KinesisEvent) bool {
 	p.arena = make([]byte, 0, len(p.b)/4*3+3)
 	for {
 		var rec events.KinesisEventRecord
-		if !p.record(&rec) {
+		if !p.record(&rec, len(ev.Records)) {
 			return false
 		}
 		ev.Records = append(ev.Records, rec)
@@ -153,12 +232,20 @@ func (p *parser) records(ev *events.KinesisEvent) bool {
 	}
 }
 
-var recordKeys = []string{"awsRegion", "eventID", "eventName", "eventSource", "eventSourceARN",
-	"eventVersion", "invokeIdentityArn", "kinesis"}
+// The keys of a record and of its kinesis object, in the order of their fields.
+var (
+	recordKeys = []string{"awsRegion", "eventID", "eventName", "eventSource", "eventSourceARN",
+		"eventVersion", "invokeIdentityArn", "kinesis"}
+	recordFields = []field{fAwsRegion, fEventID, fEventName, fEventSource, fEventSourceArn,
+		fEventVersion, fInvokeIdentityArn}
+	kinesisKeys = []string{"encryptionType", "partitionKey", "sequenceNumber", "kinesisSchemaVersion",
+		"approximateArrivalTimestamp", "data"}
+	kinesisFields = []field{fEncryptionType, fPartitionKey, fSequenceNumber, fKinesisSchemaVersion}
+)
 
-func (p *parser) record(r *events.KinesisEventRecord) bool {
+func (p *parser) record(r *events.KinesisEventRecord, n int) bool {
 	var seen uint16
-	return p.object(func(key string) bool {
+	return p.object(func(key []byte) bool {
 		idx := index(recordKeys, key)
 		if idx < 0 {
 			return p.other(key, recordKeys...)
@@ -167,33 +254,16 @@ func (p *parser) record(r *events.KinesisEventRecord) bool {
 			return false // a repeated key: encoding/json merges, which is its business
 		}
 		seen |= 1 << idx
-		switch key {
-		case "kinesis":
-			return p.kinesis(&r.Kinesis)
-		case "awsRegion":
-			return p.text(&r.AwsRegion)
-		case "eventID":
-			return p.text(&r.EventID)
-		case "eventName":
-			return p.text(&r.EventName)
-		case "eventSource":
-			return p.text(&r.EventSource)
-		case "eventSourceARN":
-			return p.text(&r.EventSourceArn)
-		case "eventVersion":
-			return p.text(&r.EventVersion)
-		default: // invokeIdentityArn
-			return p.text(&r.InvokeIdentityArn)
+		if idx < len(recordFields) {
+			return p.text(n, recordFields[idx])
 		}
+		return p.kinesis(&r.Kinesis, n)
 	})
 }
 
-var kinesisKeys = []string{"approximateArrivalTimestamp", "data", "encryptionType", "partitionKey",
-	"sequenceNumber", "kinesisSchemaVersion"}
-
-func (p *parser) kinesis(k *events.KinesisRecord) bool {
+func (p *parser) kinesis(k *events.KinesisRecord, n int) bool {
 	var seen uint16
-	return p.object(func(key string) bool {
+	return p.object(func(key []byte) bool {
 		idx := index(kinesisKeys, key)
 		if idx < 0 {
 			return p.other(key, kinesisKeys...)
@@ -202,40 +272,33 @@ func (p *parser) kinesis(k *events.KinesisRecord) bool {
 			return false
 		}
 		seen |= 1 << idx
-		switch key {
-		case "approximateArrivalTimestamp":
-			return p.seconds(&k.ApproximateArrivalTimestamp)
-		case "data":
+		switch {
+		case idx < len(kinesisFields):
+			return p.text(n, kinesisFields[idx])
+		case kinesisKeys[idx] == "data":
 			return p.data(&k.Data)
-		case "encryptionType":
-			return p.text(&k.EncryptionType)
-		case "partitionKey":
-			return p.text(&k.PartitionKey)
-		case "sequenceNumber":
-			return p.text(&k.SequenceNumber)
-		default: // kinesisSchemaVersion
-			return p.text(&k.KinesisSchemaVersion)
+		default: // approximateArrivalTimestamp
+			return p.seconds(&k.ApproximateArrivalTimestamp)
 		}
 	})
 }
 
 // text reads a string value that needs no unescaping and is valid UTF-8 (encoding/json would replace
-// invalid bytes).
-func (p *parser) text(dst *string) bool {
-	start := p.i + 1
+// invalid bytes), for field f of record n.
+func (p *parser) text(n int, f field) bool {
 	v, ok := p.str()
 	if !ok {
 		return false
 	}
-	for j := start; j < p.i-1; j++ {
-		if p.b[j] >= utf8.RuneSelf {
-			if !utf8.ValidString(v) {
+	for _, c := range v {
+		if c >= utf8.RuneSelf {
+			if !utf8.Valid(v) {
 				return false
 			}
 			break
 		}
 	}
-	*dst = v
+	p.texts = append(p.texts, textRef{record: int32(n), field: f, start: int32(p.i - 1 - len(v)), end: int32(p.i - 1)})
 	return true
 }
 
@@ -279,7 +342,7 @@ func (p *parser) seconds(dst *events.SecondsEpochTime) bool {
 	if !p.number() {
 		return false
 	}
-	epoch, err := strconv.ParseFloat(p.s[start:p.i], 64)
+	epoch, err := strconv.ParseFloat(string(p.b[start:p.i]), 64)
 	if err != nil {
 		return false
 	}
@@ -289,18 +352,19 @@ func (p *parser) seconds(dst *events.SecondsEpochTime) bool {
 	return true
 }
 
-// str reads a string without escapes or control characters and returns it as a substring.
-func (p *parser) str() (string, bool) {
+// str reads a string without escapes or control characters and returns its content.
+func (p *parser) str() ([]byte, bool) {
 	start, end, ok := p.span()
 	if !ok {
-		return "", false
+		return nil, false
 	}
-	for _, c := range p.b[start:end] {
+	v := p.b[start:end]
+	for _, c := range v {
 		if c == '\\' || c < 0x20 {
-			return "", false // an escaped quote ends the span early, and has its backslash in it
+			return nil, false // an escaped quote ends the span early, and has its backslash in it
 		}
 	}
-	return p.s[start:end], true
+	return v, true
 }
 
 // span moves past a string value and returns the bounds of its content, unchecked.
@@ -367,7 +431,7 @@ func (p *parser) skip() bool {
 	}
 	switch c := p.b[p.i]; {
 	case c == '{':
-		return p.object(func(string) bool { return p.skip() })
+		return p.object(func([]byte) bool { return p.skip() })
 	case c == '[':
 		p.i++
 		p.ws()
@@ -423,14 +487,11 @@ func (p *parser) ws() {
 	}
 }
 
-func index(keys []string, key string) int {
+func index(keys []string, key []byte) int {
 	for i, k := range keys {
-		if k == key {
+		if k == string(key) {
 			return i
 		}
 	}
 	return -1
 }
-
-// equalFold is the key folding encoding/json applies (Unicode simple folding, as bytes.EqualFold).
-func equalFold(a, b string) bool { return bytes.EqualFold([]byte(a), []byte(b)) }

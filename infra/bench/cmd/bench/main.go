@@ -44,11 +44,11 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	bootstrap := fs.String("bootstrap", "bench-out/host/bootstrap", "the function built for this host with the Lambda build flags")
+	bootstrap := fs.String("bootstrap", ".cache/bench/host/bootstrap", "the function built for this host with the Lambda build flags")
 	lambdaBootstrap := fs.String("lambda-bootstrap", "bin/kinesis-to-pulsar/bootstrap", "the arm64 bootstrap of `make build`")
 	doc := fs.String("doc", "docs/benchmarks.md", "report to write")
 	chart := fs.String("chart", "docs/benchmarks.png", "chart to write")
-	scratch := fs.String("scratch", "bench-out", "directory for logs and temporary files")
+	scratch := fs.String("scratch", ".cache/bench", "directory for logs and temporary files")
 	maxLoad := fs.Float64("max-load", 0.7, "wait until the 1-minute load average is below this")
 	wait := fs.Duration("wait", 2*time.Minute, "wait at most this long for a quiet machine, then measure anyway (and say so)")
 	quick := fs.Bool("quick", false, "fewer rounds and runs: a smoke test, not a measurement")
@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string) error {
 	deliverableOnly := fs.Bool("deliverable-only", false, "throughput: only the batches Lambda can deliver (experiments)")
 	var fenv multiFlag
 	fs.Var(&fenv, "function-env", "KEY=VALUE added to the bootstrap's environment (repeatable; for experiments such as GOMEMLIMIT)")
-	render := fs.String("render", "", "write the report and chart again from the raw results of an earlier run (bench-out/bench-<run>.json), without measuring")
+	render := fs.String("render", "", "write the report and chart again from the raw results of an earlier run (.cache/bench/bench-<run>.json), without measuring")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
