@@ -8,16 +8,24 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/streambridge/kinesis-pulsar/internal/eventjson"
 )
 
-// decodeTime decodes payload as aws-lambda-go does (a json.Decoder into the handler's argument type).
-func decodeTime(payload []byte) (time.Duration, error) {
+// decodeTimes times the decoding of payload as the function does it (eventjson) and as aws-lambda-go
+// would by default (a json.Decoder into the handler's argument type).
+func decodeTimes(payload []byte) (fn, std time.Duration, err error) {
 	start := time.Now()
+	if _, err := eventjson.Decode(payload); err != nil {
+		return 0, 0, fmt.Errorf("decode event: %w", err)
+	}
+	fn = time.Since(start)
+	start = time.Now()
 	var ev events.KinesisEvent
 	if err := json.NewDecoder(bytes.NewReader(payload)).Decode(&ev); err != nil {
-		return 0, fmt.Errorf("decode event: %w", err)
+		return 0, 0, fmt.Errorf("decode event: %w", err)
 	}
-	return time.Since(start), nil
+	return fn, time.Since(start), nil
 }
 
 // Mode is one of the three ways a batch is published.
@@ -42,9 +50,10 @@ type Cell struct {
 	Deliverable bool // the event fits Lambda's 6 MB payload limit, so the bootstrap runs it
 	Durations   [numModes][]time.Duration
 	Allocs      [numModes][]Allocs // in-process modes only
-	// Decode is the time encoding/json takes to decode the event in this process, as aws-lambda-go
-	// does before calling the handler (deliverable batches only): most of the bootstrap's overhead.
-	Decode []time.Duration
+	// Decode is the time the function's decoder (eventjson) takes on the event in this process, part
+	// of the bootstrap's overhead; DecodeStd is encoding/json's, what aws-lambda-go would spend by
+	// default (deliverable batches only).
+	Decode, DecodeStd []time.Duration
 }
 
 // OverheadMS is the median over the rounds of the bootstrap's duration minus the handler's, in ms.
@@ -174,11 +183,12 @@ func RunCell(ctx context.Context, p Publishers, w Workload, o MatrixOptions) (*C
 			}
 		}
 		if c.Deliverable {
-			d, err := decodeTime(payload)
+			fn, std, err := decodeTimes(payload)
 			if err != nil {
 				return c, fmt.Errorf("%s: %w", w.Name, err)
 			}
-			c.Decode = append(c.Decode, d)
+			c.Decode = append(c.Decode, fn)
+			c.DecodeStd = append(c.DecodeStd, std)
 		}
 	}
 	if o.Progress != nil {

@@ -45,7 +45,7 @@ func (r *Report) Targets() []Target {
 		}
 	}
 	if n > 0 {
-		m := fmt.Sprintf("worst +%.1f%% over %d batch shapes (the extra is the event's JSON decoding: see below)", 100*worst, n)
+		m := fmt.Sprintf("worst +%.1f%% over %d batch shapes (the extra is the event crossing the Runtime API and its decoding: see below)", 100*worst, n)
 		if len(over) > 0 {
 			m += "; at or above 5%: " + strings.Join(over, ", ")
 		}
@@ -202,12 +202,13 @@ func (r *Report) markdownThroughput(p func(string, ...any), chartFile string) {
 		}
 	}
 	p("\nWhere the bootstrap's overhead goes (medians): the bootstrap's duration minus the handler's in the same round, beside the time ")
-	p("`encoding/json` takes in this process to decode the same event as aws-lambda-go does before it calls the handler ")
-	p("(base64 payloads included); the rest is the Runtime API's two HTTP exchanges and the response.\n\n")
-	p("| batch | event | bootstrap - handler ms | JSON decode ms |\n|---|---:|---:|---:|\n")
+	p("the function's decoder (`internal/eventjson`) takes in this process on the same event (base64 payloads included), ")
+	p("and, for reference, what `encoding/json` — aws-lambda-go's default — would take; the rest is the event and the response ")
+	p("crossing the Runtime API's HTTP exchanges, and a second process competing for the cores.\n\n")
+	p("| batch | event | bootstrap - handler ms | eventjson decode ms | encoding/json decode ms |\n|---|---:|---:|---:|---:|\n")
 	for _, c := range r.Cells {
 		if c.Deliverable {
-			p("| %s | %s | %.2f | %.2f |\n", c.Workload.Name, mb(c.EventBytes), c.OverheadMS(), Median(Millis(c.Decode)))
+			p("| %s | %s | %.2f | %.2f | %.2f |\n", c.Workload.Name, mb(c.EventBytes), c.OverheadMS(), Median(Millis(c.Decode)), Median(Millis(c.DecodeStd)))
 		}
 	}
 	p("\nBatch latency and allocations (allocations counted over the whole process during the batch, so the client's own are included):\n\n")

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
+	"github.com/streambridge/kinesis-pulsar/internal/eventjson"
 )
 
 // RSSResult is the peak resident set of one process that handled a batch.
@@ -93,12 +93,12 @@ func RSSChild(ctx context.Context, serviceURL, topic string, w Workload, n int) 
 	}
 	r := RSSResult{EventBytes: len(payload), Invocations: n}
 	for i := 0; i < n; i++ {
-		var ev events.KinesisEvent
-		if err := json.Unmarshal(payload, &ev); err != nil {
+		ev, err := eventjson.Decode(payload) // as the function decodes it
+		if err != nil {
 			return r, fmt.Errorf("decode event: %w", err)
 		}
 		runCtx, cancel := context.WithTimeout(ctx, time.Minute)
-		_, err := h.Run(runCtx, ev)
+		_, err = h.Run(runCtx, ev)
 		cancel()
 		if err != nil {
 			return r, err
