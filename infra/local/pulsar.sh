@@ -7,7 +7,7 @@
 #   pulsar.sh start   [--name NAME] [--broker-port P] [--web-port P] [--conf FILE]... [--mem "JVM memory flags"]
 #                     [--timeout SECONDS] [--token-file FILE] [--keep-data] [--no-wait]
 #   pulsar.sh stop    --name NAME        SIGTERM, bounded wait, then SIGKILL
-#   pulsar.sh kill    --name NAME        SIGKILL at once (crash tests); data and settings stay for restart
+#   pulsar.sh kill    --name NAME        crash it (SIGSTOP, then SIGKILL); data and settings stay for restart
 #   pulsar.sh restart --name NAME        stop if running, start again with the same ports, settings and data
 #                                        (minus stale ephemeral metadata, see pulsar/DropEphemeralNodes.java)
 #   pulsar.sh status  [--name NAME]      one line per broker
@@ -276,13 +276,32 @@ cmd_stop() {
   stop_instance
 }
 
+# all_stopped: every thread of process $1 is stopped (state T), or the process is gone.
+all_stopped() {
+  local stat
+  for stat in /proc/"$1"/task/*/stat; do
+    [[ -r $stat ]] || continue
+    # The state follows the command name, which is in parentheses and may hold spaces.
+    [[ $(sed 's/^.*) //' "$stat" 2>/dev/null | cut -c1) == T ]] || return 1
+  done
+}
+
 cmd_kill() {
   set_instance "$(parse_name "$@")"
   local pid
   pid=$(pid_of_ours "$PIDFILE" "$MARKER")
   [[ -n $pid ]] || die "$(label) is not running"
-  kill -KILL "$pid"
+  # SIGKILL alone can cut a large write(2) short (the kernel checks for fatal signals between pages): the
+  # standalone's bookie runs in the same JVM, and a torn journal record made the topic unloadable after
+  # restart (digest mismatch on ledger recovery), which a broker crash cannot do to a real, separate
+  # bookie. Stopping every thread first lets the writes in progress finish; then the crash.
+  kill -STOP "$pid"
   local i
+  for ((i = 0; i < 100; i++)); do
+    all_stopped "$pid" && break
+    sleep 0.05
+  done
+  kill -KILL "$pid"
   for ((i = 0; i < 100; i++)); do
     [[ -e /proc/$pid ]] || break
     sleep 0.05

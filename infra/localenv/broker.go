@@ -145,7 +145,8 @@ func (b *Broker) AdminURL() string { return fmt.Sprintf("http://127.0.0.1:%d", b
 // Admin returns an admin API client for this broker.
 func (b *Broker) Admin() *Admin { return NewAdmin(b.AdminURL()) }
 
-// Kill ends the broker with SIGKILL, like a crash: nothing is flushed or closed. Data stays for Restart.
+// Kill crashes the broker: SIGSTOP, then SIGKILL (see pulsar.sh kill); nothing is flushed or closed.
+// Data stays for Restart.
 func (b *Broker) Kill() error { return b.run(time.Minute, "kill", "--name", b.name) }
 
 // Restart starts the broker again on the same ports, with the same settings and data, after stopping it

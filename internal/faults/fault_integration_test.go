@@ -61,12 +61,20 @@ func TestFaults(t *testing.T) {
 		{"concurrent_shards", concurrentShards},
 		{"concurrent_reset", concurrentReset},
 	}
+	var failed []string
 	for _, sc := range scenarios {
-		t.Run(sc.name, func(t *testing.T) {
+		ok := t.Run(sc.name, func(t *testing.T) {
 			// Registered first, so it runs last: the next scenario finds the broker up and the proxy clean.
 			t.Cleanup(func() { fb.ensureUp(t) })
 			sc.run(t, fb)
 		})
+		if !ok {
+			failed = append(failed, sc.name)
+		}
+	}
+	// A long log buries a subtest's failure; name the failed scenarios once more at the end.
+	if len(failed) > 0 {
+		t.Errorf("failed scenarios: %s", strings.Join(failed, ", "))
 	}
 }
 
@@ -190,7 +198,7 @@ func brokerDownBeforeInvocation(t *testing.T, fb *faultBroker) {
 	l.finish()
 }
 
-// SIGKILL while a large batch is in flight: what the broker confirmed is there, the rest is reported
+// A crash (SIGKILL) while a large batch is in flight: what the broker confirmed is there, the rest is reported
 // and delivered by the retries against the restarted broker, on the same warm pool.
 func brokerKilledMidBatch(t *testing.T, fb *faultBroker) {
 	tp := topic(t)

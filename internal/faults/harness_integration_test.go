@@ -231,9 +231,10 @@ systemTopicEnabled=false
 topicLevelPoliciesEnabled=false
 # A frozen client is cut off after two missed pings: a freeze of 7 s is past it.
 keepAliveIntervalSeconds=3
-# SIGKILL must act like a crash that keeps the page cache, not like a torn disk: with the default 64 KiB
-# journal buffer a record larger than the buffer is written in several syscalls, and a kill between them
-# left a half-written journal record that the bookie replayed; the topic's ledger then failed recovery
+# A kill must act like a crash that keeps the page cache, not like a torn disk. pulsar.sh kill stops the
+# JVM before SIGKILL so that no write(2) is cut short; but with the default 64 KiB journal buffer a record
+# larger than the buffer is written in several syscalls, and a kill between them left a half-written
+# journal record that the in-process bookie replayed; the topic's ledger then failed recovery
 # ("Digest mismatch ... Error while recovering ledger", code -10) and the topic could not be loaded.
 journalWriteBufferSizeKB=4096
 # Small enough that a too-large record costs 1 MiB, not 5.
@@ -278,7 +279,7 @@ func startFaultBroker(t *testing.T) *faultBroker {
 	return fb
 }
 
-// kill ends the broker with SIGKILL.
+// kill crashes the broker (see localenv.Broker.Kill).
 func (fb *faultBroker) kill(t testing.TB) {
 	t.Helper()
 	if err := fb.Kill(); err != nil {

@@ -338,7 +338,7 @@ func describe(o outcome) string {
 	if o.fnErr != nil {
 		return fmt.Sprintf("function error after %v: %v", o.took.Round(time.Millisecond), o.fnErr)
 	}
-	return fmt.Sprintf("%d batch item failures after %v", len(o.resp.BatchItemFailures), o.took.Round(time.Millisecond))
+	return fmt.Sprintf("returned after %v reporting %d record(s)", o.took.Round(time.Millisecond), len(o.resp.BatchItemFailures))
 }
 
 func (l *ledger) violate(format string, args ...any) {
@@ -352,7 +352,7 @@ func (l *ledger) finish() {
 	if l.firstFailed >= 0 {
 		failed = len(l.records) - l.firstFailed
 	}
-	l.t.Logf("RESULT %s records=%d messages=%d confirmed=%d reported_failed=%d retried=%d invocations=%d missing=%d duplicates=%d recovery=%v",
+	l.t.Logf("RESULT %s records=%d messages=%d confirmed=%d reported=%d retried=%d invocations=%d missing=%d duplicates=%d recovery=%v",
 		l.name, len(l.records), len(l.msgs), l.confirmed, failed, l.retried, l.invocations, l.missing, l.duplicates, l.recovered.Round(time.Millisecond))
 	if len(l.violations) > 0 {
 		if len(l.violations) > 20 {
