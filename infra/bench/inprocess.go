@@ -104,9 +104,9 @@ func (r *recorder) Producer(_ context.Context, topic string, kind producer.Kind)
 	return &recordingProducer{r: r, kind: kind, topic: topic}, true, nil
 }
 
-func (r *recorder) Touch()                                         {}
 func (r *recorder) Discard(string, producer.Kind, pulsar.Producer) {}
-func (r *recorder) Reset()                                         {}
+func (r *recorder) Begin() producer.Invocation                     { return 0 }
+func (r *recorder) End(producer.Invocation, bool)                  {}
 
 type recordingProducer struct {
 	pulsar.Producer // only SendAsync and FlushWithCtx are called

@@ -505,10 +505,12 @@ func (c *countingProducers) Producer(ctx context.Context, topic string, kind pro
 	return &countingProducer{Producer: p, c: c}, created, nil
 }
 
-// Reset counts the relay's client replacements (after an invocation without progress).
-func (c *countingProducers) Reset() {
-	c.resets.Add(1)
-	c.Producers.Reset()
+// End counts the relay's client replacements (after an invocation without progress).
+func (c *countingProducers) End(inv producer.Invocation, reset bool) {
+	if reset {
+		c.resets.Add(1)
+	}
+	c.Producers.End(inv, reset)
 }
 
 func (c *countingProducers) Discard(topic string, kind producer.Kind, p pulsar.Producer) {

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -137,7 +139,7 @@ func (o Options) withDefaults() Options {
 }
 
 // Pool hands out producers by topic and kind, creating the client and each producer on first use.
-// It is safe for concurrent use.
+// It is safe for concurrent use, and so are invocations: each runs between Begin and End.
 type Pool struct {
 	opts Options
 	now  func() time.Time
@@ -146,10 +148,24 @@ type Pool struct {
 	client    pulsar.Client
 	producers map[key]*entry
 	lastUsed  time.Time // wall clock: a monotonic clock may not advance while the environment is frozen
-	// inUse: a producer was handed out since the last Touch or Reset, so an invocation is running and
-	// the client is busy, not idle.
-	inUse  bool
-	closed bool
+	// running invocations: while one runs, the client is busy, not idle.
+	running map[Invocation]struct{}
+	lastInv Invocation
+	// retired clients still wait for invocations that may be sending on their producers: the client
+	// closes a producer's queue under a concurrent SendAsync ("send on closed channel").
+	retired []*retiredClient
+	closed  bool
+}
+
+// Invocation identifies one invocation between Begin and End.
+type Invocation uint64
+
+// retiredClient is a replaced client (or discarded producers, client nil), closed once the
+// invocations in waitFor have ended.
+type retiredClient struct {
+	client    pulsar.Client
+	producers map[key]*entry
+	waitFor   map[Invocation]struct{}
 }
 
 type key struct {
@@ -168,7 +184,7 @@ type entry struct {
 
 // NewPool returns a pool; nothing connects until the first Producer call.
 func NewPool(opts Options) *Pool {
-	return &Pool{opts: opts.withDefaults(), now: time.Now, producers: map[key]*entry{}}
+	return &Pool{opts: opts.withDefaults(), now: time.Now, producers: map[key]*entry{}, running: map[Invocation]struct{}{}}
 }
 
 // Producer returns the warm producer for topic and kind, creating it (and the client) if needed;
@@ -191,12 +207,6 @@ func (p *Pool) producer(ctx context.Context, topic string, kind Kind, claim, ret
 	if p.closed {
 		p.mu.Unlock()
 		return nil, false, errors.New("producer pool is closed")
-	}
-	if !p.inUse {
-		p.replaceIfIdleLocked()
-	}
-	if claim {
-		p.inUse = true
 	}
 	k := key{topic, kind}
 	e, ok := p.producers[k]
@@ -234,12 +244,47 @@ func (p *Pool) producer(ctx context.Context, topic string, kind Kind, claim, ret
 	return e.producer, created, e.err
 }
 
-// Touch records that the client was used now; call it when an invocation ends.
-func (p *Pool) Touch() {
+// Begin marks the start of an invocation. When no other invocation runs, a client idle past the
+// keep-alive interval is replaced first: no record is sent on a connection that may be dead; a fresh
+// connection costs milliseconds, a dead one an invocation.
+func (p *Pool) Begin() Invocation {
 	p.mu.Lock()
-	p.lastUsed = p.now().Round(0)
-	p.inUse = false
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	if len(p.running) == 0 && p.client != nil {
+		if idle := p.now().Round(0).Sub(p.lastUsed); idle > p.opts.KeepAliveInterval {
+			p.opts.Logger.Debug("replacing idle pulsar client", "idle", idle.String())
+			p.dropClientLocked()
+		}
+	}
+	p.lastInv++
+	p.running[p.lastInv] = struct{}{}
+	return p.lastInv
+}
+
+// End marks the end of inv, after which it sends nothing more. With reset, the client and every
+// producer are replaced and the credentials fetched again on next use: the relay resets after an
+// invocation that made no progress at all, so a half-open connection or rejected credentials cost
+// one invocation, not one per keep-alive timeout.
+func (p *Pool) End(inv Invocation, reset bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.running, inv)
+	p.retired = slices.DeleteFunc(p.retired, func(r *retiredClient) bool {
+		delete(r.waitFor, inv)
+		if len(r.waitFor) > 0 {
+			return false
+		}
+		go closeAll(r.client, r.producers)
+		return true
+	})
+	if !reset {
+		p.lastUsed = p.now().Round(0)
+		return
+	}
+	if p.opts.Credentials != nil {
+		p.opts.Credentials.Refresh()
+	}
+	p.dropClientLocked()
 }
 
 // Discard forgets prod, which the client closed for good (topic terminated or deleted, producer
@@ -251,21 +296,8 @@ func (p *Pool) Discard(topic string, kind Kind, prod pulsar.Producer) {
 	k := key{topic, kind}
 	if e, ok := p.producers[k]; ok && e.producer == prod {
 		delete(p.producers, k)
-		go prod.Close()
+		p.retireLocked(nil, map[key]*entry{k: e})
 	}
-}
-
-// Reset replaces the client and every producer, and fetches the credentials again on next use. The
-// relay calls it after an invocation that made no progress at all: a half-open connection or rejected
-// credentials then cost one invocation, not one per keep-alive timeout.
-func (p *Pool) Reset() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.opts.Credentials != nil {
-		p.opts.Credentials.Refresh()
-	}
-	p.inUse = false
-	p.dropClientLocked()
 }
 
 func (p *Pool) create(client pulsar.Client, k key, e *entry) {
@@ -288,11 +320,9 @@ func (p *Pool) create(client pulsar.Client, k key, e *entry) {
 			p.opts.Credentials.Refresh()
 			p.dropClientLocked()
 		}
-	} else if p.producers[k] != e || p.closed {
-		// The pool moved on (idle replacement or Close) while this producer was being created.
-		go prod.Close()
-		e.err = fmt.Errorf("creating %s producer for %s: pool replaced the client meanwhile", k.kind, k.topic)
 	} else {
+		// Even when the pool replaced the client meanwhile, the caller waiting for it still gets it:
+		// the retired client's entries, this one included, are closed once that caller's invocation ends.
 		e.producer = prod
 	}
 	close(e.ready)
@@ -357,27 +387,24 @@ func (p *Pool) clientLocked(ctx context.Context) (pulsar.Client, error) {
 	return c, nil
 }
 
-// replaceIfIdleLocked drops a client that sat idle past the keep-alive interval, so no record is sent
-// on a connection that may be dead; a fresh connection costs milliseconds, a dead one an invocation.
-func (p *Pool) replaceIfIdleLocked() {
-	if p.client == nil {
-		return
-	}
-	if idle := p.now().Round(0).Sub(p.lastUsed); idle > p.opts.KeepAliveInterval {
-		p.opts.Logger.Debug("replacing idle pulsar client", "idle", idle.String())
-		p.dropClientLocked()
-	}
-}
-
-// dropClientLocked forgets the client and its producers and closes them in the background: closing
-// waits for the broker, which may be the very thing that is gone.
+// dropClientLocked forgets the client and its producers.
 func (p *Pool) dropClientLocked() {
 	client, producers := p.client, p.producers
 	p.client, p.producers = nil, map[key]*entry{}
-	if client == nil {
+	if client != nil {
+		p.retireLocked(client, producers)
+	}
+}
+
+// retireLocked closes producers (and client, when not nil) in the background (closing waits for the
+// broker, which may be the very thing that is gone) once no invocation running now can still be
+// sending on them; invocations that begin later do not see them.
+func (p *Pool) retireLocked(client pulsar.Client, producers map[key]*entry) {
+	if len(p.running) == 0 {
+		go closeAll(client, producers)
 		return
 	}
-	go closeAll(client, producers)
+	p.retired = append(p.retired, &retiredClient{client: client, producers: producers, waitFor: maps.Clone(p.running)})
 }
 
 func closeAll(client pulsar.Client, producers map[key]*entry) {
@@ -387,7 +414,9 @@ func closeAll(client pulsar.Client, producers map[key]*entry) {
 			e.producer.Close()
 		}
 	}
-	client.Close()
+	if client != nil {
+		client.Close()
+	}
 }
 
 // Close flushes and closes every producer and the client, bounded by ctx (the SIGTERM window).
@@ -398,15 +427,15 @@ func (p *Pool) Close(ctx context.Context) {
 		return
 	}
 	p.closed = true
-	client, producers := p.client, p.producers
-	p.client, p.producers = nil, map[key]*entry{}
+	// On SIGTERM no invocation runs: retired clients go too.
+	clients := append(p.retired, &retiredClient{client: p.client, producers: p.producers})
+	p.client, p.producers, p.retired = nil, map[key]*entry{}, nil
 	p.mu.Unlock()
-	if client == nil {
-		return
-	}
 	done := make(chan struct{})
 	go func() {
-		closeAll(client, producers)
+		for _, r := range clients {
+			closeAll(r.client, r.producers)
+		}
 		close(done)
 	}()
 	select {

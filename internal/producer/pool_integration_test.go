@@ -118,15 +118,18 @@ func TestIdleClientIsReplaced(t *testing.T) {
 	now := time.Now()
 	p.now = func() time.Time { return now }
 	topic := pulsartest.Topic(t, "pool")
+	inv := p.Begin()
 	first, _ := get(t, p, topic, Batched)
-	p.Touch()
+	p.End(inv, false)
 
 	now = now.Add(29 * time.Second)
+	inv = p.Begin()
 	if same, created := get(t, p, topic, Batched); same != first || created {
 		t.Fatal("client replaced before the keep-alive interval passed")
 	}
-	p.Touch()
+	p.End(inv, false)
 	now = now.Add(31 * time.Second)
+	p.Begin()
 	second, created := get(t, p, topic, Batched)
 	if second == first || !created {
 		t.Fatal("idle client not replaced")
@@ -134,9 +137,14 @@ func TestIdleClientIsReplaced(t *testing.T) {
 	if err := send(t, second); err != nil {
 		t.Fatal(err)
 	}
-	// The old producer is closed in the background.
+	waitClosed(t, first)
+}
+
+// waitClosed waits for prod, which the pool dropped, to be closed in the background.
+func waitClosed(t *testing.T, prod pulsar.Producer) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for send(t, first) == nil {
+	for send(t, prod) == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("replaced producer still open")
 		}
@@ -144,24 +152,43 @@ func TestIdleClientIsReplaced(t *testing.T) {
 	}
 }
 
-// A running invocation keeps its client however long it runs: idleness counts from its end (Touch),
-// so a second producer kind asked for late in a long batch does not close the first.
+// A running invocation keeps its client however long it runs: idleness counts from the end of the
+// last invocation, so one that begins while another runs does not replace the client.
 func TestBusyClientIsNotIdle(t *testing.T) {
-	p := newPool(t, Options{KeepAliveInterval: 30 * time.Second, Chunking: true})
+	p := newPool(t, Options{KeepAliveInterval: 30 * time.Second})
 	now := time.Now()
 	p.now = func() time.Time { return now }
 	topic := pulsartest.Topic(t, "pool")
+	p.Begin()
 	batched, _ := get(t, p, topic, Batched)
-	now = now.Add(time.Minute) // the same invocation, still running
-	if _, created := get(t, p, topic, Unbatched); !created {
-		t.Fatal("unbatched producer not created")
-	}
+	now = now.Add(time.Minute) // still running when the next invocation begins
+	p.Begin()
 	if again, created := get(t, p, topic, Batched); again != batched || created {
 		t.Fatal("the running invocation's client was replaced as idle")
 	}
 	if err := send(t, batched); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// An invocation that resets the client does not close the producers another running invocation is
+// sending on (the client would close their queue under a concurrent SendAsync and panic): they are
+// closed when that invocation ends, and the next one gets the new client.
+func TestResetWaitsForRunningInvocations(t *testing.T) {
+	p := newPool(t, Options{})
+	topic := pulsartest.Topic(t, "pool")
+	busy := p.Begin()
+	old, _ := get(t, p, topic, Batched)
+	p.End(p.Begin(), true)
+	if err := send(t, old); err != nil {
+		t.Fatalf("producer of a running invocation closed by another's reset: %v", err)
+	}
+	p.End(busy, false)
+	p.Begin()
+	if next, created := get(t, p, topic, Batched); next == old || !created {
+		t.Fatal("reset did not replace the producer")
+	}
+	waitClosed(t, old)
 }
 
 func TestResetAndDiscard(t *testing.T) {
@@ -181,7 +208,7 @@ func TestResetAndDiscard(t *testing.T) {
 		t.Fatal("Discard did not drop the producer")
 	}
 
-	p.Reset()
+	p.End(p.Begin(), true)
 	third, created := get(t, p, topic, Batched)
 	if third == second || !created {
 		t.Fatal("Reset did not replace the producer")

@@ -45,9 +45,9 @@ type fuzzProducers struct {
 func (f *fuzzProducers) Producer(context.Context, string, producer.Kind) (pulsar.Producer, bool, error) {
 	return &fuzzProducer{f: f}, false, nil
 }
-func (f *fuzzProducers) Touch()                                         {}
 func (f *fuzzProducers) Discard(string, producer.Kind, pulsar.Producer) {}
-func (f *fuzzProducers) Reset()                                         {}
+func (f *fuzzProducers) Begin() producer.Invocation                     { return 0 }
+func (f *fuzzProducers) End(producer.Invocation, bool)                  {}
 
 type fuzzProducer struct {
 	pulsar.Producer // other methods are not called

@@ -73,9 +73,9 @@ type instantProducers struct{}
 func (instantProducers) Producer(context.Context, string, producer.Kind) (pulsar.Producer, bool, error) {
 	return instantProducer{}, false, nil
 }
-func (instantProducers) Touch()                                         {}
 func (instantProducers) Discard(string, producer.Kind, pulsar.Producer) {}
-func (instantProducers) Reset()                                         {}
+func (instantProducers) Begin() producer.Invocation                     { return 0 }
+func (instantProducers) End(producer.Invocation, bool)                  {}
 
 type instantProducer struct {
 	pulsar.Producer // only SendAsync and FlushWithCtx are called

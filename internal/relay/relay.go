@@ -23,12 +23,12 @@ import (
 type Producers interface {
 	// Producer returns the producer for topic and kind; created reports a cold start of that producer.
 	Producer(ctx context.Context, topic string, kind producer.Kind) (p pulsar.Producer, created bool, err error)
-	// Touch records that an invocation used the client.
-	Touch()
 	// Discard forgets a producer the client closed for good.
 	Discard(topic string, kind producer.Kind, p pulsar.Producer)
-	// Reset replaces the client and its producers, with fresh credentials.
-	Reset()
+	// Begin and End bracket an invocation. With reset, End replaces the client and its producers,
+	// with fresh credentials; it closes nothing another running invocation may still be sending on.
+	Begin() producer.Invocation
+	End(inv producer.Invocation, reset bool)
 }
 
 // Auditor records what a batch did; internal/audit implements it with DynamoDB.
@@ -65,6 +65,9 @@ const responseReserve = 100 * time.Millisecond
 // valid item identifier exists for the first unfinished record; Lambda then retries the whole batch.
 func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 	started := time.Now()
+	inv, reset := r.producers.Begin(), false
+	// Deferred: aws-lambda-go recovers a panicking handler, and the environment lives on.
+	defer func() { r.producers.End(inv, reset) }()
 	b := r.newBatch(ev.Records)
 	stopCtx, cancel := r.stopContext(ctx)
 	defer cancel()
@@ -72,7 +75,7 @@ func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.Kine
 	b.deadLetter(stopCtx)
 
 	s := b.summarize(started)
-	r.releaseProducers(b, s)
+	reset = r.releaseProducers(b, s)
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		s.RequestID = lc.AwsRequestID
 	}
@@ -130,8 +133,8 @@ func (r *Relay) logSummary(ctx context.Context, s *Summary) {
 }
 
 // releaseProducers hands back what the invocation learnt about the client: producers it saw closed,
-// and whether the client made no progress at all.
-func (r *Relay) releaseProducers(b *batch, s *Summary) {
+// and whether the client made no progress at all (then it must be reset).
+func (r *Relay) releaseProducers(b *batch, s *Summary) (reset bool) {
 	for k, p := range b.closedProducers() {
 		r.producers.Discard(k.topic, k.kind, p)
 	}
@@ -140,10 +143,9 @@ func (r *Relay) releaseProducers(b *batch, s *Summary) {
 	// fails every retry the same way, and rebuilding the client for it would only add reconnects.
 	if s.Published == 0 && s.DeadLettered == 0 && s.Messages > 0 && !permanent(s.Cause) {
 		r.log.Warn("no message confirmed: replacing the Pulsar client", "shardId", s.ShardID, "cause", s.Cause)
-		r.producers.Reset()
-		return
+		return true
 	}
-	r.producers.Touch()
+	return false
 }
 
 // stopContext ends DeadlineMargin before the invocation deadline: after it, nothing more is sent and

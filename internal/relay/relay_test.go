@@ -56,8 +56,6 @@ func (f *fakeProducers) Producer(_ context.Context, topic string, kind producer.
 	return p, !ok, nil
 }
 
-func (f *fakeProducers) Touch() {}
-
 func (f *fakeProducers) Discard(topic string, kind producer.Kind, _ pulsar.Producer) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -65,7 +63,12 @@ func (f *fakeProducers) Discard(topic string, kind producer.Kind, _ pulsar.Produ
 	delete(f.prods, fmt.Sprintf("%s/%s", topic, kind))
 }
 
-func (f *fakeProducers) Reset() {
+func (f *fakeProducers) Begin() producer.Invocation { return 0 }
+
+func (f *fakeProducers) End(_ producer.Invocation, reset bool) {
+	if !reset {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.log("reset")

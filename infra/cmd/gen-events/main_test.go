@@ -197,9 +197,9 @@ type acker struct {
 func (a *acker) Producer(_ context.Context, topic string, _ producer.Kind) (pulsar.Producer, bool, error) {
 	return &ackProducer{a: a, topic: topic}, false, nil
 }
-func (a *acker) Touch()                                         {}
 func (a *acker) Discard(string, producer.Kind, pulsar.Producer) {}
-func (a *acker) Reset()                                         {}
+func (a *acker) Begin() producer.Invocation                     { return 0 }
+func (a *acker) End(producer.Invocation, bool)                  {}
 
 type ackProducer struct {
 	pulsar.Producer // only SendAsync and FlushWithCtx are called
