@@ -198,8 +198,8 @@ func brokerDownBeforeInvocation(t *testing.T, fb *faultBroker) {
 	l.finish()
 }
 
-// A crash (SIGKILL) while a large batch is in flight: what the broker confirmed is there, the rest is reported
-// and delivered by the retries against the restarted broker, on the same warm pool.
+// A crash (SIGKILL) while a large batch is in flight: what the broker confirmed is there, the rest is
+// reported and delivered by the retries against the restarted broker, on the same warm pool.
 func brokerKilledMidBatch(t *testing.T, fb *faultBroker) {
 	tp := topic(t)
 	f := newInproc(t, vars(fb, tp), 8*time.Second, awsEndpoints{})
