@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -26,18 +25,7 @@ import (
 var bootstrap string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "esm-bootstrap-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if bootstrap, err = runtimeapi.Build(context.Background(), "../../functions/kinesis-to-pulsar", dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	runtimeapi.RunTests(m, "../../functions/kinesis-to-pulsar", &bootstrap)
 }
 
 // stream creates a one-shard stream in moto holding records with keys key-0.. and returns its ARN and

@@ -10,7 +10,27 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"testing"
 )
+
+// RunTests is a TestMain for packages that test the real binary: it builds pkg with Build into a
+// temporary directory, sets *bootstrap to its path, runs the tests, removes the directory and exits
+// with the tests' status.
+func RunTests(m *testing.M, pkg string, bootstrap *string) {
+	dir, err := os.MkdirTemp("", "bootstrap-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if *bootstrap, err = Build(context.Background(), pkg, dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		_ = os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // Build compiles the main package pkg (a path as `go build` takes it) for this host as the provided
 // runtimes need it — static, without the net/rpc shim — into dir/bootstrap, and returns that path.

@@ -8,8 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -28,18 +26,7 @@ import (
 var bootstrap string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "e2e-bootstrap-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if bootstrap, err = runtimeapi.Build(context.Background(), "../../functions/kinesis-to-pulsar", dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	runtimeapi.RunTests(m, "../../functions/kinesis-to-pulsar", &bootstrap)
 }
 
 type function struct {

@@ -47,18 +47,7 @@ func TestMain(m *testing.M) {
 	// toxiproxy logs every connection through zerolog's global logger.
 	zerolog.SetGlobalLevel(zerolog.Disabled)
 	toxics.Register(blackholeType, new(blackholeToxic))
-	dir, err := os.MkdirTemp("", "faults-bootstrap-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if bootstrap, err = runtimeapi.Build(context.Background(), "../../functions/kinesis-to-pulsar", dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	runtimeapi.RunTests(m, "../../functions/kinesis-to-pulsar", &bootstrap)
 }
 
 // ---- fault-injecting proxies --------------------------------------------------------------------

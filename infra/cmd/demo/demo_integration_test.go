@@ -8,8 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,18 +25,7 @@ import (
 var bootstrap string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "demo-bootstrap-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if bootstrap, err = runtimeapi.Build(context.Background(), "../../../functions/kinesis-to-pulsar", dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	runtimeapi.RunTests(m, "../../../functions/kinesis-to-pulsar", &bootstrap)
 }
 
 // TestDemo runs the whole demo against the local stack: stream, KPL and plain producers, the local

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,18 +24,7 @@ import (
 var bootstrap string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "invoke-bootstrap-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if bootstrap, err = runtimeapi.Build(context.Background(), "../../../functions/kinesis-to-pulsar", dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	runtimeapi.RunTests(m, "../../../functions/kinesis-to-pulsar", &bootstrap)
 }
 
 // envFile is events/env.json with a topic of the test's own, so that nothing else publishing to
