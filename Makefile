@@ -11,7 +11,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 # Lambda builds: static, arm64 (Graviton), no net/rpc shim, reproducible paths.
 LAMBDA_GOFLAGS := -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
 
-.PHONY: build test unit lint local-up local-down clean
+.PHONY: build test test-clock unit lint local-up local-down clean
 
 # Template checks and SAM targets; local invoke and demo; benchmarks.
 -include infra/sam/sam.mk
@@ -28,13 +28,29 @@ bin/%/bootstrap: FORCE
 build-KinesisToPulsarFunction:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_GOFLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/kinesis-to-pulsar
 
+# The suites where instants meet a server's clock (DynamoDB's TTL), run again by test-clock with the
+# clock 1 and 5 years ahead (infra/local/clockshift.sh), so no test can depend on the date it runs on.
+CLOCK_SHIFT_DAYS := 366 1827
+CLOCK_SUITES     := ./internal/audit/... ./infra/cmd/audit/...
+
 ## test: the template checks, then unit and integration tests against the local stack, which it
-## starts and stops (an interrupt stops the tests, not the recipe, so the stack is still stopped)
+## starts and stops, then the clock-shifted suites (an interrupt stops the tests, not the recipe, so
+## the stack is still stopped)
 test: template-check sam-build
 	$(STACK) up
 	status=0; trap 'status=130' INT TERM; \
 	(set -a; . $(RUN_ENV); set +a; $(GO) test -race -tags integration -count=1 -timeout 30m ./...) || status=$$?; \
+	[ $$status -ne 0 ] || $(MAKE) --no-print-directory test-clock || status=$$?; \
 	$(STACK) down; exit $$status
+
+## test-clock: the suites of CLOCK_SUITES against a DynamoDB Local whose clock runs each of
+## CLOCK_SHIFT_DAYS ahead; needs a running stack (make local-up)
+test-clock:
+	@for days in $(CLOCK_SHIFT_DAYS); do \
+	  echo "test-clock: $(CLOCK_SUITES) with the clock $$days days ahead"; \
+	  (set -a; . $(RUN_ENV); set +a; infra/local/clockshift.sh $$days \
+	    $(GO) test -race -tags integration -count=1 -timeout 10m $(CLOCK_SUITES)) || exit $$?; \
+	done
 
 ## unit: the unit tests only, no servers
 unit:

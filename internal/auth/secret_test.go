@@ -59,7 +59,7 @@ func js(v map[string]string) string {
 }
 
 func TestParse(t *testing.T) {
-	token := jwt(map[string]any{"sub": "fn", "exp": 4102444800})
+	token := jwt(map[string]any{"sub": "fn", "exp": time.Now().Add(time.Hour).Unix()})
 	certPEM, keyPEM := certPair(t)
 	otherCert, _ := certPair(t)
 	creds := `{"client_id":"id-1","client_secret":"s3cr3t-value","issuer_url":"https://auth.example.com"}`
@@ -207,7 +207,7 @@ func TestFetchedOnceAndRefreshed(t *testing.T) {
 }
 
 func TestExpiredTokenIsFetchedAgain(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
+	now := time.Now()
 	old := jwt(map[string]any{"exp": now.Add(time.Minute).Unix()})
 	rotated := jwt(map[string]any{"exp": now.Add(time.Hour).Unix()})
 	f := &fakeSecrets{value: old}

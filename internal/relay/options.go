@@ -120,6 +120,9 @@ type Options struct {
 	LargeRecordBytes int
 	// AuditRequired reports the whole batch failed when its audit cannot be written.
 	AuditRequired bool
+	// Now is the clock that stamps a batch's start (the audit item's startedAt, and so its expiry).
+	// Default time.Now; tests inject the local stack's clock, which may run years ahead.
+	Now func() time.Time
 }
 
 // Defaults.
@@ -134,6 +137,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LargeRecordBytes <= 0 {
 		o.LargeRecordBytes = DefaultLargeRecordBytes
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return o
 }

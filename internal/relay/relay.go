@@ -64,7 +64,7 @@ const responseReserve = 100 * time.Millisecond
 // Handle publishes the batch and returns the partial batch response. It returns an error only when no
 // valid item identifier exists for the first unfinished record; Lambda then retries the whole batch.
 func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
-	started := time.Now()
+	started := r.opts.Now()
 	inv, reset := r.producers.Begin(), false
 	// Deferred: aws-lambda-go recovers a panicking handler, and the environment lives on.
 	defer func() { r.producers.End(inv, reset) }()
@@ -95,7 +95,7 @@ func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.Kine
 	}
 
 	resp, err := b.response(failed)
-	s.Duration = time.Since(started)
+	s.Duration = r.opts.Now().Sub(started)
 	s.finish(failed, len(ev.Records), resp)
 	r.logSummary(ctx, s)
 	if r.observer != nil {
