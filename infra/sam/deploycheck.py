@@ -112,7 +112,7 @@ def clients():
     return {name: boto3.client(name, endpoint_url=endpoint, region_name=region, config=cfg,
                                aws_access_key_id="test", aws_secret_access_key="test")
             for name in ("cloudformation", "s3", "lambda", "iam", "kinesis", "secretsmanager",
-                         "cloudwatch", "kms", "sqs", "dynamodb", "sns", "logs")}, region
+                         "cloudwatch", "kms", "sqs", "dynamodb", "sns")}, region
 
 
 # ---- intrinsic functions -------------------------------------------------------------------------------
@@ -250,15 +250,15 @@ class Deployment:
     def cfn_params(self):
         return [{"ParameterKey": k, "ParameterValue": v} for k, v in self.params.items()]
 
-    def wait(self):
+    def wait(self, stack):
         cfn = self.aws["cloudformation"]
         for _ in range(600):
-            s = cfn.describe_stacks(StackName=self.stack)["Stacks"][0]
+            s = cfn.describe_stacks(StackName=stack)["Stacks"][0]
             if not s["StackStatus"].endswith("IN_PROGRESS"):
                 break
             time.sleep(0.1)
         if s["StackStatus"] not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
-            events = cfn.describe_stack_events(StackName=self.stack)["StackEvents"]
+            events = cfn.describe_stack_events(StackName=stack)["StackEvents"]
             reasons = [f'{e["LogicalResourceId"]}: {e.get("ResourceStatusReason")}' for e in events
                        if e.get("ResourceStatusReason")]
             raise RuntimeError(f'stack {s["StackStatus"]}: {reasons[:5]}')
@@ -273,12 +273,7 @@ class Deployment:
                 "Outputs": {f"C{i}": {"Value": {"Fn::If": [c, "true", "false"]}} for i, c in enumerate(conds)}}
         cfn.create_stack(StackName=probe, TemplateBody=json.dumps(body), Parameters=self.cfn_params())
         try:
-            for _ in range(600):
-                s = cfn.describe_stacks(StackName=probe)["Stacks"][0]
-                if not s["StackStatus"].endswith("IN_PROGRESS"):
-                    break
-                time.sleep(0.1)
-            out = {o["OutputKey"]: o["OutputValue"] for o in s.get("Outputs", [])}
+            out = {o["OutputKey"]: o["OutputValue"] for o in self.wait(probe).get("Outputs", [])}
             return {c: out[f"C{i}"] == "true" for i, c in enumerate(conds)}
         finally:
             cfn.delete_stack(StackName=probe)
@@ -312,8 +307,8 @@ class Deployment:
                 known[i] = self.values[i]
             done |= ready
             pending -= ready
-        # The final template: every resource, output and synthetic output.
-        self.apply(conds, wanted, done, final=True)
+        # The whole template: the outputs that name API-created resources come last.
+        self.apply(conds, wanted, done)
         return active
 
     def full_params(self):
@@ -333,7 +328,7 @@ class Deployment:
         return {f"TestValue{re.sub('[^A-Za-z0-9]', '', r + a)}": (r, a) for r, a in sorted(wanted)
                 if r in present and r in self.in_stack}
 
-    def apply(self, conds, wanted, present, final=False):
+    def apply(self, conds, wanted, present):
         res = self.tpl["Resources"]
         body = {k: v for k, v in self.tpl.items() if k not in ("Resources", "Outputs")}
         body["Resources"] = {i: substitute(res[i], self.values) for i in sorted(self.in_stack)}
@@ -354,7 +349,7 @@ class Deployment:
         else:
             cfn.create_stack(**args)
             self.created = True
-        s = self.wait()
+        s = self.wait(self.stack)
         self.outputs = {o["OutputKey"]: o["OutputValue"] for o in s.get("Outputs", [])}
 
     def create(self, logical_id, r, props):
@@ -433,7 +428,7 @@ def try_quietly(f):
 
 # ---- one combination -----------------------------------------------------------------------------------
 
-def given_resources(aws, region, run, n, combo, cleanup):
+def given_resources(aws, run, n, combo, cleanup):
     """Creates what a combination says is given (stream, secret, KMS key, SNS topic); returns parameters."""
     params = dict(BASE)
     key_arn = None
@@ -477,7 +472,7 @@ def run_combination(aws, region, template_path, code_uri, run, n, name, combo):
     stack = f"kp-deploycheck-{run}-{n}"
     dep = None
     try:
-        params = given_resources(aws, region, run, n, combo, cleanup)
+        params = given_resources(aws, run, n, combo, cleanup)
         cfn_template = translate(template_path, params, code_uri)
         dep = Deployment(aws, region, cfn_template, params, stack, check)
         conds = dep.conditions()
