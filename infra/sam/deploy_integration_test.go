@@ -20,7 +20,7 @@ import (
 // TestTemplateDeploysInMoto translates template.yaml with the SAM translator and creates it in moto's
 // CloudFormation, one stack per parameter combination (deploycheck.py lists them: enhanced fan-out on
 // and off, stream given or created, secret none, created or given by ARN, audit on and off, VPC, KMS
-// keys), then checks what moto kept: the function's configuration and environment, the role's policy,
+// keys; and samconfig.toml's environments), then checks what moto kept: the function's configuration and environment, the role's policy,
 // the event source mapping's settings and destination, the alarms' dimensions and actions, the
 // dashboard and the outputs. The types moto's CloudFormation lacks (Lambda alias, stream consumer,
 // secret, alarms) are created through their own APIs.
@@ -79,7 +79,7 @@ func TestTemplateDeploysInMoto(t *testing.T) {
 			}
 		})
 	}
-	if combinations < 4 || limits == nil {
+	if combinations < 6 || limits == nil {
 		t.Fatalf("deploycheck.py reported %d combinations and no limits; stderr:\n%s", combinations, stderr.String())
 	}
 	for _, l := range limits {

@@ -29,6 +29,7 @@ import os
 import re
 import sys
 import time
+import tomllib
 import traceback
 import zipfile
 
@@ -57,8 +58,9 @@ EMULATOR_LIMITS = [
     "anything at run time: polling, invocations, VPC networking, KMS decryption, the function itself",
 ]
 
-# Parameter combinations. Required parameters and every combination's own values; the rest take their
-# defaults. "given" streams, secrets and KMS keys are created through the APIs first.
+# Parameter combinations, besides those of samconfig.toml's environments. Required parameters and every
+# combination's own values; the rest take their defaults. "given" streams and secrets, "key" KMS keys
+# and "topic" SNS topics are created through the APIs first.
 BASE = {
     "PulsarServiceUrl": "pulsar+ssl://pulsar.example.com:6651",
     "PulsarTopic": "persistent://public/default/{stream}",
@@ -86,6 +88,27 @@ COMBINATIONS = [
         "FailedRecordsAlarmPeriods": "10", "FailedRecordsAlarmDatapoints": "4",
     }),
 ]
+
+# The ARNs samconfig.toml holds are placeholders: each becomes a resource created for the run.
+GIVEN_FOR = {"StreamArn": "given", "PulsarAuthSecret": "given", "AlarmTopicArn": "topic",
+             "StreamKmsKeyArn": "key", "PulsarAuthSecretKmsKeyArn": "key"}
+
+
+def samconfig_combinations(path):
+    """A combination per samconfig.toml environment: its parameter_overrides, placeholders replaced."""
+    with open(path, "rb") as f:
+        cfg = tomllib.load(f)
+    out = []
+    for env, sections in cfg.items():
+        if not isinstance(sections, dict) or "deploy" not in sections:
+            continue
+        combo = {}
+        for o in sections["deploy"]["parameters"].get("parameter_overrides", []):
+            k, v = o.split("=", 1)
+            combo[k] = GIVEN_FOR[k] if v.startswith("arn:") else v
+        out.append((f"samconfig.toml [{env}]", combo))
+    return out
+
 
 UNSUPPORTED = ("AWS::Lambda::Alias", "AWS::Kinesis::StreamConsumer", "AWS::SecretsManager::Secret",
                "AWS::CloudWatch::Alarm")
@@ -657,6 +680,7 @@ def verify(aws, dep, conds, params, check):
 
 def main():
     template_path, run = sys.argv[1], sys.argv[2]
+    combinations = COMBINATIONS + samconfig_combinations(os.path.join(os.path.dirname(template_path), "samconfig.toml"))
     aws, region = clients()
     bucket = f"kp-deploycheck-{run}"
     aws["s3"].create_bucket(Bucket=bucket)
@@ -665,7 +689,7 @@ def main():
         z.writestr("bootstrap", "not run: the emulator never invokes it\n")
     aws["s3"].put_object(Bucket=bucket, Key="kinesis-to-pulsar.zip", Body=buf.getvalue())
     try:
-        for n, (name, combo) in enumerate(COMBINATIONS):
+        for n, (name, combo) in enumerate(combinations):
             check = run_combination(aws, region, template_path, f"s3://{bucket}/kinesis-to-pulsar.zip", run, n, name, combo)
             print(json.dumps({"name": name, "parameters": combo, "errors": check.errors, "facts": check.facts}), flush=True)
     finally:
