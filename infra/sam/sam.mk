@@ -3,7 +3,9 @@
 #   sam-build       `sam build` on the host, then check the bootstrap is a static arm64 ELF
 # Both run offline and without Docker, with the tools of the project venv (infra/local/stack.sh
 # install; infra/local/requirements.txt pins aws-sam-cli and cfn-lint). The Go checks of the template's
-# wiring are plain unit tests (infra/sam/*_test.go), run by `go test`.
+# wiring are plain unit tests (infra/sam/*_test.go), run by `go test`; TestTemplateDeploysInMoto (an
+# integration test, so in `make test`) translates the template and creates it in moto's CloudFormation
+# for several parameter combinations (infra/sam/deploycheck.py).
 
 KP_VENV      ?= $(KP_CACHE)/venv
 SAM_REGION   ?= us-east-1
