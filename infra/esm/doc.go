@@ -28,9 +28,11 @@
 //   - Function errors (an error document, a timeout, a crash, a failed init) retry the same batch.
 //   - Retries: MaxRetryAttempts bounds the invocations that follow a failed or partially failed one
 //     (-1: unbounded); the count starts again after a complete success. A batch that runs out of
-//     retries is reported through OnFailure (what Lambda sends to an on-failure destination:
-//     KinesisBatchInfo) and skipped: the checkpoint moves past it. Retries wait RetryBackoff, doubled
-//     per retry up to MaxRetryBackoff.
+//     retries is reported through OnFailure and skipped: the checkpoint moves past it. With a
+//     Destination, its invocation record goes where Lambda sends it, in Lambda's format (package
+//     onfailure): an SQS queue gets the metadata (requestContext, responseContext, KinesisBatchInfo),
+//     an S3 bucket an object under aws/lambda/<mapping>/<shard>/… that also holds the event. Retries
+//     wait RetryBackoff, doubled per retry up to MaxRetryBackoff.
 //
 // # What it does not
 //

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/streambridge/kinesis-pulsar/infra/onfailure"
 	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
 )
 
@@ -69,6 +70,13 @@ type Options struct {
 	// OnFailure, when set, receives each batch given up on after MaxRetryAttempts, as Lambda sends it
 	// to an on-failure destination. Called like Observe.
 	OnFailure func(FailedBatch)
+	// Destination, when set, receives the invocation record of each batch given up on, in Lambda's
+	// format (onfailure.Queue for SQS, onfailure.Bucket for S3, which also keeps the event). A failed
+	// send stops the shard: the batch is reported nowhere else.
+	Destination onfailure.Sender
+	// FunctionARN is requestContext.functionArn in those records; default
+	// arn:aws:lambda:<the stream's region and account>:function:kinesis-to-pulsar.
+	FunctionARN string
 }
 
 const (
@@ -142,6 +150,9 @@ func (o Options) withDefaults() (Options, streamARN, error) {
 	if o.FunctionRoleARN == "" {
 		o.FunctionRoleARN = "arn:aws:iam::" + s.account + ":role/kinesis-to-pulsar"
 	}
+	if o.FunctionARN == "" {
+		o.FunctionARN = "arn:aws:lambda:" + s.region + ":" + s.account + ":function:kinesis-to-pulsar"
+	}
 	return o, s, nil
 }
 
@@ -202,6 +213,27 @@ type FailedBatch struct {
 	Condition string
 	// Invocations is how many times the batch (or the rest of it) was invoked.
 	Invocations int
+	// RequestID and FunctionError describe the last invocation (FunctionError Unhandled when the
+	// function failed as a whole, empty when it answered with batchItemFailures).
+	RequestID     string
+	FunctionError string
+}
+
+// Record is the invocation record Lambda sends to an on-failure destination for the batch.
+func (fb FailedBatch) Record(functionARN string, at time.Time) onfailure.Record {
+	return onfailure.Record{
+		RequestContext: onfailure.RequestContext{RequestID: fb.RequestID, FunctionARN: functionARN,
+			Condition: fb.Condition, ApproximateInvokeCount: fb.Invocations},
+		ResponseContext: onfailure.ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST", FunctionError: fb.FunctionError},
+		Version:         "1.0",
+		Timestamp:       onfailure.FormatTime(at),
+		KinesisBatchInfo: onfailure.BatchInfo{
+			ShardID: fb.ShardID, StartSequenceNumber: fb.StartSequenceNumber, EndSequenceNumber: fb.EndSequenceNumber,
+			ApproximateArrivalOfFirstRecord: onfailure.FormatTime(fb.ApproximateArrivalOfFirstRecord),
+			ApproximateArrivalOfLastRecord:  onfailure.FormatTime(fb.ApproximateArrivalOfLastRecord),
+			BatchSize:                       fb.BatchSize, StreamARN: fb.StreamARN,
+		},
+	}
 }
 
 // Summary is what a Run did.

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/streambridge/kinesis-pulsar/infra/onfailure"
 	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
 )
 
@@ -239,6 +240,7 @@ func (p *shardPoller) invoke(ctx context.Context, batch []types.Record) error {
 	}
 	p.drop(done)
 	var gaveUp *FailedBatch
+	var gaveUpRecords []types.Record
 	if inv.Outcome == Succeeded {
 		p.retry, p.retries, p.invocations = nil, 0, 0
 	} else {
@@ -246,7 +248,11 @@ func (p *shardPoller) invoke(ctx context.Context, batch []types.Record) error {
 		p.retries++
 		if p.o.MaxRetryAttempts >= 0 && p.retries > p.o.MaxRetryAttempts {
 			fb := p.failedBatch(p.retry)
-			gaveUp = &fb
+			fb.RequestID = res.RequestID
+			if err != nil || res.Error != nil {
+				fb.FunctionError = "Unhandled"
+			}
+			gaveUp, gaveUpRecords = &fb, p.retry
 			p.checkpoint = fb.EndSequenceNumber
 			p.drop(len(p.retry))
 			p.retry, p.retries, p.invocations = nil, 0, 0
@@ -256,7 +262,7 @@ func (p *shardPoller) invoke(ctx context.Context, batch []types.Record) error {
 	p.observe(inv, done)
 	if gaveUp != nil {
 		p.failed(*gaveUp)
-		return nil
+		return p.sendFailure(ctx, *gaveUp, gaveUpRecords)
 	}
 	if p.retry != nil {
 		backoff := p.o.RetryBackoff << min(p.retries-1, 20)
@@ -287,4 +293,22 @@ func (p *shardPoller) failedBatch(recs []types.Record) FailedBatch {
 		Condition:                       "RetryAttemptsExhausted",
 		Invocations:                     p.invocations,
 	}
+}
+
+// sendFailure delivers the invocation record of a batch given up on to the on-failure destination.
+func (p *shardPoller) sendFailure(ctx context.Context, fb FailedBatch, recs []types.Record) error {
+	if p.o.Destination == nil {
+		return nil
+	}
+	if fb.RequestID == "" {
+		fb.RequestID = onfailure.NewUUID() // the driver failed before the runtime took the invocation
+	}
+	event, err := json.Marshal(Event(p.stream.arn, p.id, p.o.FunctionRoleARN, recs))
+	if err != nil {
+		return fmt.Errorf("encode the failed batch's event: %w", err)
+	}
+	if err := p.o.Destination.Send(ctx, fb.Record(p.o.FunctionARN, time.Now()), event); err != nil {
+		return fmt.Errorf("on-failure destination: %w", err)
+	}
+	return nil
 }
