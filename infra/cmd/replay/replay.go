@@ -81,6 +81,7 @@ func (c *counter) get() (published, deadLettered int) {
 // run replays every batch of the source; it returns an error only when it cannot go on (the source
 // cannot be read, or ctx ended). Batches that fail are counted and left at the source.
 func (r *replayer) run(ctx context.Context) error {
+	defer r.src.finish(context.WithoutCancel(ctx))
 	for {
 		b, err := r.src.next(ctx)
 		if err != nil {

@@ -33,8 +33,9 @@ type source interface {
 	next(ctx context.Context) (*failedBatch, error)
 	// done removes a replayed batch: deletes the message, or moves the object under replayed/.
 	done(ctx context.Context, b *failedBatch) error
-	// release makes a batch that was not replayed visible to the next run right away.
+	// release marks a batch that was not replayed; finish makes it visible to the next run.
 	release(ctx context.Context, b *failedBatch)
+	finish(ctx context.Context)
 	describe() string
 }
 
@@ -55,6 +56,8 @@ type queueSource struct {
 	pending    []sqstypes.Message
 	seen       map[string]bool
 	drained    bool
+	// held are the receipt handles of messages received and not deleted.
+	held []string
 }
 
 func (q *queueSource) describe() string { return "queue " + q.url }
@@ -71,11 +74,13 @@ func (q *queueSource) next(ctx context.Context) (*failedBatch, error) {
 		}
 		fresh := 0
 		for _, m := range out.Messages {
-			if !q.seen[aws.ToString(m.MessageId)] {
-				q.seen[aws.ToString(m.MessageId)] = true
-				q.pending = append(q.pending, m)
-				fresh++
+			if q.seen[aws.ToString(m.MessageId)] {
+				q.held = append(q.held, aws.ToString(m.ReceiptHandle))
+				continue
 			}
+			q.seen[aws.ToString(m.MessageId)] = true
+			q.pending = append(q.pending, m)
+			fresh++
 		}
 		// Messages already seen come back when a release made them visible again: the queue has no
 		// new batch for this run.
@@ -95,9 +100,18 @@ func (q *queueSource) done(ctx context.Context, b *failedBatch) error {
 	return nil
 }
 
-func (q *queueSource) release(ctx context.Context, b *failedBatch) {
-	_, _ = q.c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(q.url),
-		ReceiptHandle: aws.String(b.receipt), VisibilityTimeout: 0})
+func (q *queueSource) release(_ context.Context, b *failedBatch) {
+	q.held = append(q.held, b.receipt)
+}
+
+// finish makes the messages not deleted visible again: releasing them one by one during the run would
+// have this run receive them again.
+func (q *queueSource) finish(ctx context.Context) {
+	for _, h := range q.held {
+		_, _ = q.c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(q.url),
+			ReceiptHandle: aws.String(h), VisibilityTimeout: 0})
+	}
+	q.held = nil
 }
 
 // S3API is the part of the S3 API the replay calls.
@@ -171,6 +185,8 @@ func (s *bucketSource) done(ctx context.Context, b *failedBatch) error {
 }
 
 func (s *bucketSource) release(context.Context, *failedBatch) {}
+
+func (s *bucketSource) finish(context.Context) {}
 
 // escapePath URL-encodes each segment of an object key, as CopySource wants it.
 func escapePath(key string) string {

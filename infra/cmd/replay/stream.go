@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -171,8 +172,18 @@ func (r *shardReader) iterator(ctx context.Context, typ types.ShardIteratorType,
 		return nil, err
 	}
 	for {
-		out, err := r.k.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamARN: aws.String(r.streamARN),
-			ShardId: aws.String(r.shard), ShardIteratorType: typ, StartingSequenceNumber: aws.String(seq)})
+		// By name, in the ARN's region: moto does not resolve StreamARN here.
+		name, region := streamName(r.streamARN), ""
+		if parts := strings.SplitN(r.streamARN, ":", 5); len(parts) == 5 {
+			region = parts[3]
+		}
+		out, err := r.k.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(name),
+			ShardId: aws.String(r.shard), ShardIteratorType: typ, StartingSequenceNumber: aws.String(seq)},
+			func(o *kinesis.Options) {
+				if region != "" {
+					o.Region = region
+				}
+			})
 		var throttled *types.ProvisionedThroughputExceededException
 		if errors.As(err, &throttled) {
 			if err := sleep(ctx, throttledBackoff); err != nil {
