@@ -269,10 +269,10 @@ var wantStatements = map[string]wantStatement{
 		"kinesis:GetShardIterator", "kinesis:ListShards"}, targets: []string{"Stream", "StreamArn"}},
 	"ReadThroughConsumer": {actions: []string{"kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"},
 		targets: []string{"StreamConsumer"}},
-	"DecryptStream":         {actions: []string{"kms:Decrypt"}, targets: []string{"StreamKmsKeyArn"}},
-	"SendFailedBatches":     {actions: []string{"sqs:SendMessage"}, targets: []string{"FailureQueue"}},
+	"DecryptStream":     {actions: []string{"kms:Decrypt"}, targets: []string{"StreamKmsKeyArn"}},
+	"SendFailedBatches": {actions: []string{"sqs:SendMessage"}, targets: []string{"FailureQueue"}},
 	// With an S3 on-failure destination: the mapping writes objects under aws/lambda/ (and lists the bucket).
-	"WriteFailedBatches": {actions: []string{"s3:ListBucket", "s3:PutObject"}, targets: []string{"FailureBucket"}},
+	"WriteFailedBatches":    {actions: []string{"s3:ListBucket", "s3:PutObject"}, targets: []string{"FailureBucket"}},
 	"WriteAudit":            {actions: []string{"dynamodb:PutItem", "dynamodb:UpdateItem"}, targets: []string{"AuditTable"}},
 	"ReadPulsarCredentials": {actions: []string{"secretsmanager:GetSecretValue"}, targets: []string{"PulsarAuthSecret", "StackPulsarAuthSecret"}},
 	"ManageVpcInterfaces": {actions: []string{"ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface",
