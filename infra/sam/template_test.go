@@ -269,16 +269,18 @@ var wantStatements = map[string]wantStatement{
 		"kinesis:GetShardIterator", "kinesis:ListShards"}, targets: []string{"Stream", "StreamArn"}},
 	"ReadThroughConsumer": {actions: []string{"kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"},
 		targets: []string{"StreamConsumer"}},
-	"DecryptStream":     {actions: []string{"kms:Decrypt"}, targets: []string{"StreamKmsKeyArn"}},
-	"SendFailedBatches": {actions: []string{"sqs:SendMessage"}, targets: []string{"FailureQueue"}},
-	// With an S3 on-failure destination: the mapping writes objects under aws/lambda/ (and lists the bucket).
-	"WriteFailedBatches":    {actions: []string{"s3:ListBucket", "s3:PutObject"}, targets: []string{"FailureBucket"}},
+	"DecryptStream":         {actions: []string{"kms:Decrypt"}, targets: []string{"StreamKmsKeyArn"}},
+	"SendFailedBatches":     {actions: []string{"sqs:SendMessage"}, targets: []string{"FailureQueue"}},
 	"WriteAudit":            {actions: []string{"dynamodb:PutItem", "dynamodb:UpdateItem"}, targets: []string{"AuditTable"}},
 	"ReadPulsarCredentials": {actions: []string{"secretsmanager:GetSecretValue"}, targets: []string{"PulsarAuthSecret", "StackPulsarAuthSecret"}},
 	"ManageVpcInterfaces": {actions: []string{"ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface",
 		"ec2:DeleteNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:UnassignPrivateIpAddresses"},
 		star: "Lambda creates and deletes the function's network interfaces in the given subnets; the Describe " +
 			"actions support no resource ARN, and these are exactly AWSLambdaVPCAccessExecutionRole's"},
+
+	// With an S3 on-failure destination (issue 18): the mapping writes objects under aws/lambda/ and
+	// lists the bucket.
+	"WriteFailedBatches": {actions: []string{"s3:ListBucket", "s3:PutObject"}, targets: []string{"FailureBucket"}},
 }
 
 // statements unwraps the Fn::If around statements, dropping AWS::NoValue branches.
