@@ -229,8 +229,8 @@ func want(recs []types.Record) []string {
 }
 
 // TestPoisonBatchFromTheQueue: a batch exhausts its retries, its invocation record lands on the queue
-// in Lambda's format, the cause is removed, the replay publishes every record once and empties the
-// queue; a second run finds nothing.
+// in Lambda's format; a replay interrupted before the cause is removed leaves it; once the cause is
+// removed, the replay publishes every record once and empties the queue; a second run finds nothing.
 func TestPoisonBatchFromTheQueue(t *testing.T) {
 	f := newFixture(t)
 	recs := f.put(t, 5)
@@ -267,6 +267,19 @@ func TestPoisonBatchFromTheQueue(t *testing.T) {
 	}
 	if n := f.messages(t, url); n != 1 {
 		t.Fatalf("after the dry run the queue holds %d messages, want 1", n)
+	}
+
+	// Interrupted while the cause is still there: the batch stays, visible to the next run at once.
+	ictx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	var out bytes.Buffer
+	err = run(ictx, []string{"--queue", url}, func(k string) string { return fnEnv[k] }, &out, &out)
+	cancel()
+	t.Logf("interrupted replay:\n%s", out.String())
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Errorf("interrupted replay returned %v", err)
+	}
+	if out, err := replay(t, f, fnEnv, "--queue", url, "--dry-run"); err != nil || !strings.Contains(out, "1 batches found") {
+		t.Fatalf("after the interrupt, the batch is not visible at once: %v", err)
 	}
 
 	createNamespace()
