@@ -8,7 +8,13 @@
 // {statusCode, executedVersion, functionError}, version "1.0", timestamp, KinesisBatchInfo {shardId,
 // startSequenceNumber, endSequenceNumber, approximateArrivalOfFirstRecord, approximateArrivalOfLastRecord,
 // batchSize, streamArn}. SQS and SNS receive this metadata only; "for Amazon S3 destinations, Lambda also
-// sends the entire invocation record along with the metadata", in a payload member.
+// sends the entire invocation record along with the metadata" (same page; the execution role needs
+// s3:PutObject and s3:ListBucket).
+//
+// (unverified) The S3 object's layout: the event in a payload member, as a JSON string, under the key
+// aws/lambda/<mapping UUID>/<shard id>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<random UUID>. This follows the
+// page's S3 example as remembered; the copies of the page searched here did not include it. Parse takes
+// the payload as a string or as an embedded object, and the replay lists every key under aws/lambda/.
 package onfailure
 
 import (
