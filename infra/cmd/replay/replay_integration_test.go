@@ -398,3 +398,37 @@ func TestBucketDestinationAndA9MiBRecord(t *testing.T) {
 		t.Errorf("the queue still holds %d messages", n)
 	}
 }
+
+// TestClosedShardAfterResharding: a batch of a shard that a split closed is read from the closed shard.
+func TestClosedShardAfterResharding(t *testing.T) {
+	f := newFixture(t)
+	recs := f.put(t, 3)
+	ctx := context.Background()
+	if _, err := f.k.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(f.stream), ShardToSplit: aws.String("shardId-000000000000"),
+		NewStartingHashKey: aws.String("170141183460469231731687303715884105728")}); err != nil {
+		t.Fatalf("split shard: %v", err)
+	}
+	shards, err := f.k.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(f.stream)})
+	if err != nil || len(shards.Shards) != 3 || shards.Shards[0].SequenceNumberRange.EndingSequenceNumber == nil {
+		t.Fatalf("after the split: %+v, %v; want shardId-000000000000 closed and two children", shards, err)
+	}
+	queue := f.queue(t)
+	first, last := recs[0], recs[len(recs)-1]
+	fb := esm.FailedBatch{ShardID: "shardId-000000000000", StartSequenceNumber: aws.ToString(first.SequenceNumber),
+		EndSequenceNumber: aws.ToString(last.SequenceNumber), ApproximateArrivalOfFirstRecord: aws.ToTime(first.ApproximateArrivalTimestamp),
+		ApproximateArrivalOfLastRecord: aws.ToTime(last.ApproximateArrivalTimestamp), BatchSize: len(recs), StreamARN: f.arn,
+		Condition: onfailure.RetryAttemptsExhausted, Invocations: 3, RequestID: onfailure.NewUUID(), FunctionError: "Unhandled"}
+	if err := (onfailure.Queue{Client: f.q, URL: queue}).Send(ctx, fb.Record("arn:aws:lambda:us-east-1:123456789012:function:kinesis-to-pulsar", time.Now()), nil); err != nil {
+		t.Fatal(err)
+	}
+	topic := pulsartest.Topic(t, "replay")
+	if _, err := replay(t, f, map[string]string{"PULSAR_SERVICE_URL": f.env.PulsarServiceURL, "PULSAR_TOPIC": topic}, "--queue", queue); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	if got := messagesOf(t, f, topic); !slices.Equal(got, want(recs)) {
+		t.Errorf("Pulsar holds\n%q\nwant\n%q", got, want(recs))
+	}
+	if n := f.messages(t, queue); n != 0 {
+		t.Errorf("the queue still holds %d messages", n)
+	}
+}
