@@ -161,8 +161,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	r := &replayer{k: kinesis.NewFromConfig(awsCfg), out: stdout, dryRun: o.dryRun, dropLost: o.dropLost,
 		batchTimeout: o.batchTimeout, attempts: o.attempts, retryBackoff: time.Second}
 	if o.queue != "" {
-		// Long enough to read and publish a batch; an interrupted run's messages come back after it.
-		r.src = &queueSource{c: sqs.NewFromConfig(awsCfg), url: o.queue, visibility: 2*o.batchTimeout + time.Minute, seen: map[string]bool{}}
+		// Long enough for a chunk's attempts; extended before each chunk (SQS allows up to 12 hours).
+		visibility := min(time.Duration(o.attempts)*(o.batchTimeout+5*time.Second)+time.Minute, 12*time.Hour)
+		r.src = &queueSource{c: sqs.NewFromConfig(awsCfg), url: o.queue, visibility: visibility, seen: map[string]bool{}}
 	} else {
 		r.src = &bucketSource{c: s3.NewFromConfig(awsCfg, func(so *s3.Options) {
 			// A local endpoint (moto) has no virtual-host buckets.

@@ -146,7 +146,7 @@ func (r *replayer) one(ctx context.Context, b *failedBatch) error {
 		return nil
 	}
 	if len(ev.Records) > 0 {
-		if err := r.publish(ctx, ev); err != nil {
+		if err := r.publish(ctx, ev, func() error { return r.src.keep(ctx, b) }); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -194,8 +194,9 @@ func (r *replayer) readStream(ctx context.Context, info onfailure.BatchInfo) (ev
 }
 
 // publish hands the records to the relay in Lambda-sized chunks and retries, from the first record not
-// confirmed, until every record is confirmed or attempts are used up.
-func (r *replayer) publish(ctx context.Context, ev events.KinesisEvent) error {
+// confirmed, until every record is confirmed or attempts are used up. keep runs before each chunk, so
+// the batch stays claimed however long it takes.
+func (r *replayer) publish(ctx context.Context, ev events.KinesisEvent, keep func() error) error {
 	recs := ev.Records
 	done := 0
 	for len(recs) > 0 {
@@ -203,6 +204,9 @@ func (r *replayer) publish(ctx context.Context, ev events.KinesisEvent) error {
 		for n < len(recs) && n < chunkRecords && (n == 0 || size+len(recs[n].Kinesis.Data) <= chunkBytes) {
 			size += len(recs[n].Kinesis.Data)
 			n++
+		}
+		if err := keep(); err != nil {
+			return err
 		}
 		if err := r.publishChunk(ctx, recs[:n]); err != nil {
 			return err

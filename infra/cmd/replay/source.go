@@ -33,6 +33,8 @@ type source interface {
 	next(ctx context.Context) (*failedBatch, error)
 	// done removes a replayed batch: deletes the message, or moves the object under replayed/.
 	done(ctx context.Context, b *failedBatch) error
+	// keep extends the claim on a batch being replayed (a queue message's visibility timeout).
+	keep(ctx context.Context, b *failedBatch) error
 	// release marks a batch that was not replayed; finish makes it visible to the next run.
 	release(ctx context.Context, b *failedBatch)
 	finish(ctx context.Context)
@@ -96,6 +98,14 @@ func (q *queueSource) next(ctx context.Context) (*failedBatch, error) {
 func (q *queueSource) done(ctx context.Context, b *failedBatch) error {
 	if _, err := q.c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(q.url), ReceiptHandle: aws.String(b.receipt)}); err != nil {
 		return fmt.Errorf("delete %s: %w", b.id, err)
+	}
+	return nil
+}
+
+func (q *queueSource) keep(ctx context.Context, b *failedBatch) error {
+	if _, err := q.c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(q.url),
+		ReceiptHandle: aws.String(b.receipt), VisibilityTimeout: int32(q.visibility / time.Second)}); err != nil {
+		return fmt.Errorf("extend the visibility of %s: %w", b.id, err)
 	}
 	return nil
 }
@@ -183,6 +193,8 @@ func (s *bucketSource) done(ctx context.Context, b *failedBatch) error {
 	}
 	return nil
 }
+
+func (s *bucketSource) keep(context.Context, *failedBatch) error { return nil }
 
 func (s *bucketSource) release(context.Context, *failedBatch) {}
 
