@@ -33,11 +33,13 @@
 //     onfailure): an SQS queue gets the metadata (requestContext, responseContext, KinesisBatchInfo),
 //     an S3 bucket an object under aws/lambda/<mapping>/<shard>/… that also holds the event. Retries
 //     wait RetryBackoff, doubled per retry up to MaxRetryBackoff.
+//   - Record age: with MaxRecordAge, records that arrived longer ago are given up on before an
+//     invocation or a retry, reported like an exhausted batch with the condition RecordAgeExceeded.
 //
 // # What it does not
 //
 // No enhanced fan-out (moto has no SubscribeToShard), no ParallelizationFactor (one batch per shard
-// at a time), no BisectBatchOnFunctionError, no MaximumRecordAgeInSeconds, no tumbling windows, no
+// at a time), no BisectBatchOnFunctionError, no tumbling windows, no
 // event filtering, no resharding while running (shards are listed once), no concurrency limit across
 // shards other than the Invoker's (both runtimeapi drivers run one invocation at a time, so shards take
 // turns, like a function with reserved concurrency 1). Checkpoints live in memory for one Run.

@@ -49,6 +49,10 @@ type Options struct {
 	// MaxRetryAttempts bounds the retries of a failing batch: -1 retries until the batch succeeds
 	// (Lambda's default, which holds the shard back), 0 to 10000 gives up after that many.
 	MaxRetryAttempts int
+	// MaxRecordAge (MaximumRecordAgeInSeconds) gives up on records that arrived longer ago than this
+	// before they are invoked (or retried): they go to OnFailure and Destination with the condition
+	// RecordAgeExceeded. 0 means no limit (Lambda's -1).
+	MaxRecordAge time.Duration
 	// RetryBackoff is the wait before the first retry (default 500 ms), doubled for each further
 	// retry up to MaxRetryBackoff (default 5 s).
 	RetryBackoff    time.Duration
@@ -135,6 +139,9 @@ func (o Options) withDefaults() (Options, streamARN, error) {
 	if o.MaxRetryAttempts < -1 || o.MaxRetryAttempts > 10000 {
 		return o, s, fmt.Errorf("esm options: MaxRetryAttempts %d is outside -1 to 10000", o.MaxRetryAttempts)
 	}
+	if o.MaxRecordAge < 0 {
+		return o, s, fmt.Errorf("esm options: MaxRecordAge %s is negative (0 means no limit)", o.MaxRecordAge)
+	}
 	if o.RetryBackoff <= 0 {
 		o.RetryBackoff = defaultRetryBackoff
 	}
@@ -209,7 +216,7 @@ type FailedBatch struct {
 	ApproximateArrivalOfLastRecord  time.Time
 	BatchSize                       int
 	StreamARN                       string
-	// Condition is RetryAttemptsExhausted.
+	// Condition is RetryAttemptsExhausted or RecordAgeExceeded.
 	Condition string
 	// Invocations is how many times the batch (or the rest of it) was invoked.
 	Invocations int
@@ -221,10 +228,14 @@ type FailedBatch struct {
 
 // Record is the invocation record Lambda sends to an on-failure destination for the batch.
 func (fb FailedBatch) Record(functionARN string, at time.Time) onfailure.Record {
+	var resp onfailure.ResponseContext
+	if fb.Invocations > 0 {
+		resp = onfailure.ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST", FunctionError: fb.FunctionError}
+	}
 	return onfailure.Record{
 		RequestContext: onfailure.RequestContext{RequestID: fb.RequestID, FunctionARN: functionARN,
 			Condition: fb.Condition, ApproximateInvokeCount: fb.Invocations},
-		ResponseContext: onfailure.ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST", FunctionError: fb.FunctionError},
+		ResponseContext: resp,
 		Version:         "1.0",
 		Timestamp:       onfailure.FormatTime(at),
 		KinesisBatchInfo: onfailure.BatchInfo{
@@ -283,6 +294,7 @@ func Run(ctx context.Context, k Kinesis, fn Invoker, opts Options) (Summary, err
 			failed: func(fb FailedBatch) {
 				mu.Lock()
 				sum.Failed = append(sum.Failed, fb)
+				sum.Checkpoints[fb.ShardID] = fb.EndSequenceNumber
 				mu.Unlock()
 				if o.OnFailure != nil {
 					o.OnFailure(fb)

@@ -67,6 +67,12 @@ func (p *shardPoller) run(ctx context.Context) error {
 				return err
 			}
 		}
+		if expired, err := p.expire(ctx, batch); expired || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		if err := p.invoke(ctx, batch); err != nil {
 			return err
 		}
@@ -278,6 +284,35 @@ func (p *shardPoller) drop(n int) {
 	if len(p.buf) > 0 {
 		p.since = time.Now()
 	}
+}
+
+// expire gives up on the records of batch (the front of the buffer) older than MaxRecordAge, as Lambda
+// does before invoking, and reports whether there were any. Arrival times grow along a shard, so they
+// are a prefix of the batch.
+func (p *shardPoller) expire(ctx context.Context, batch []types.Record) (bool, error) {
+	if p.o.MaxRecordAge <= 0 {
+		return false, nil
+	}
+	oldest := time.Now().Add(-p.o.MaxRecordAge)
+	n := 0
+	for n < len(batch) && aws.ToTime(batch[n].ApproximateArrivalTimestamp).Before(oldest) {
+		n++
+	}
+	if n == 0 {
+		return false, nil
+	}
+	fb := p.failedBatch(batch[:n])
+	fb.Condition = onfailure.RecordAgeExceeded
+	p.checkpoint = fb.EndSequenceNumber
+	p.drop(n)
+	if p.retry != nil {
+		p.retry = batch[n:len(batch):len(batch)]
+		if len(p.retry) == 0 {
+			p.retry, p.retries, p.invocations = nil, 0, 0
+		}
+	}
+	p.failed(fb)
+	return true, p.sendFailure(ctx, fb, batch[:n])
 }
 
 func (p *shardPoller) failedBatch(recs []types.Record) FailedBatch {
