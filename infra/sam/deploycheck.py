@@ -80,12 +80,13 @@ COMBINATIONS = [
         "EventSourceEnabled": "false", "StreamMode": "PROVISIONED", "StreamShardCount": "2",
         "StreamKmsKeyArn": "key", "AuditRequired": "true",
     }),
-    ("stream given, polling, secret created, audit off, VPC, bounded retries", {
+    ("stream given, polling, secret created, audit off, VPC, bounded retries, failures to S3", {
         "StreamArn": "given", "PulsarAuthSecret": "create", "AuditEnabled": "false",
         "SubnetIds": "subnet-0a1b2c3d", "SecurityGroupIds": "sg-0123abcd,sg-4567ef01",
         "MaximumRetryAttempts": "10", "MaximumRecordAgeInSeconds": "60", "ParallelizationFactor": "2",
         "BatchSize": "500", "MaximumBatchingWindowInSeconds": "5", "AlarmTopicArn": "topic",
         "FailedRecordsAlarmPeriods": "10", "FailedRecordsAlarmDatapoints": "4",
+        "OnFailureDestination": "S3", "FailureBucketRetentionDays": "30",
     }),
 ]
 
@@ -613,6 +614,11 @@ def verify(aws, dep, conds, params, check):
     queue_arn = o["FailureQueueArn"]
     check.eq("queue behind FailureQueueUrl", aws["sqs"].get_queue_attributes(
         QueueUrl=o["FailureQueueUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"], queue_arn)
+    destination = queue_arn
+    if conds["FailuresToS3"]:
+        # The bucket keeps the records too; moto's S3 must know it by the name in the outputs.
+        aws["s3"].head_bucket(Bucket=o["FailureBucketName"])
+        destination = "arn:aws:s3:::" + o["FailureBucketName"]
     want = {"BatchSize": int(params["BatchSize"]), "StartingPosition": params["StartingPosition"],
             "MaximumRetryAttempts": int(params["MaximumRetryAttempts"]),
             "MaximumRecordAgeInSeconds": int(params["MaximumRecordAgeInSeconds"]),
@@ -620,7 +626,7 @@ def verify(aws, dep, conds, params, check):
             "MaximumBatchingWindowInSeconds": int(params["MaximumBatchingWindowInSeconds"]),
             "BisectBatchOnFunctionError": params["BisectBatchOnFunctionError"] == "true",
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
-            "DestinationConfig": {"OnFailure": {"Destination": queue_arn}}}
+            "DestinationConfig": {"OnFailure": {"Destination": destination}}}
     if conds["UseEnhancedFanOut"]:
         m = dep.values["KinesisToPulsarFunctionStream"]["Properties"]
         check.eq("mapping EventSourceArn (resolved)", m["EventSourceArn"], o["StreamConsumerArn"])
