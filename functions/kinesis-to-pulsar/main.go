@@ -67,13 +67,20 @@ func main() {
 	pool := producer.NewPool(cfg.Producer)
 
 	var auditor relay.Auditor
+	var db *dynamodb.Client
 	if cfg.Audit.Table != "" {
-		auditor = audit.New(dynamodb.NewFromConfig(awsCfg), audit.Options{Table: cfg.Audit.Table, Retention: cfg.Audit.Retention})
+		db = dynamodb.NewFromConfig(awsCfg)
+		auditor = audit.New(db, audit.Options{Table: cfg.Audit.Table, Retention: cfg.Audit.Retention})
 	}
 	emf := metrics.New(os.Stdout, cfg.MetricsNamespace, lambdacontext.FunctionName)
 	handler := relay.New(cfg.Relay, pool, auditor, emf, log)
+	if cfg.Relay.Guarantee == relay.EffectivelyOnce {
+		// config.Load requires the audit table in this mode.
+		handler.EnableEffectivelyOnce(audit.NewSequences(db, cfg.Audit.Table, 0), pool)
+	}
 
-	if !strings.Contains(cfg.Relay.Topic, relay.StreamPlaceholder) {
+	// The effectively-once mode creates its producers per invocation, under the shard's name.
+	if !strings.Contains(cfg.Relay.Topic, relay.StreamPlaceholder) && cfg.Relay.Guarantee != relay.EffectivelyOnce {
 		// Connect while the runtime starts; the first invocation reuses the result.
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), warmUpBudget)

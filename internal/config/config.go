@@ -65,6 +65,7 @@ const (
 	VarAuditTable          = "AUDIT_TABLE_NAME"
 	VarAuditRetention      = "AUDIT_RETENTION_DAYS"
 	VarAuditRequired       = "AUDIT_REQUIRED"
+	VarGuarantee           = "PROCESSING_GUARANTEE"
 	VarMetricsNamespace    = "METRICS_NAMESPACE"
 )
 
@@ -74,7 +75,7 @@ func Names() []string {
 		VarBatchingMaxDelay, VarBatchingMaxMessages, VarBatchingMaxBytes, VarBatchingType, VarMaxPending,
 		VarConnectTimeout, VarOperationTimeout, VarKeepAlive, VarChunking, VarDeadLetterTopic,
 		VarDeaggregate, VarDeadlineMargin, VarAuthSecret, VarTLSAllowInsecure, VarTLSValidateHostname,
-		VarAuditTable, VarAuditRetention, VarAuditRequired, VarMetricsNamespace}
+		VarAuditTable, VarAuditRetention, VarAuditRequired, VarGuarantee, VarMetricsNamespace}
 }
 
 // DefaultMetricsNamespace is the CloudWatch namespace when METRICS_NAMESPACE is unset.
@@ -139,6 +140,19 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Audit.Retention = time.Duration(p.integer(VarAuditRetention, 7, 1, 3650)) * 24 * time.Hour
 	if c.Relay.AuditRequired && c.Audit.Table == "" {
 		p.fail(VarAuditRequired, `"true"`, "AUDIT_TABLE_NAME to be set as well")
+	}
+
+	if p.enum(VarGuarantee, "atLeastOnce", "atLeastOnce", "effectivelyOnce") == "effectivelyOnce" {
+		c.Relay.Guarantee = relay.EffectivelyOnce
+		// The shard's sequence ids live in the audit table.
+		if c.Audit.Table == "" {
+			p.fail(VarGuarantee, `"effectivelyOnce"`, "AUDIT_TABLE_NAME to be set as well (the sequence ids are kept there)")
+		}
+		// Keyless messages are spread round-robin from a starting partition a retry does not repeat, and
+		// each partition deduplicates on its own.
+		if c.Relay.Key == relay.KeyNone {
+			p.fail(VarGuarantee, `"effectivelyOnce"`, "PULSAR_MESSAGE_KEY partitionKey or shardId (keyless messages may land on another partition when retried)")
+		}
 	}
 
 	c.MetricsNamespace = p.str(VarMetricsNamespace, DefaultMetricsNamespace)

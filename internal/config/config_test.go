@@ -146,3 +146,50 @@ func TestTopics(t *testing.T) {
 		}
 	}
 }
+
+func TestGuarantee(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		kv       map[string]string
+		want     relay.Guarantee
+		problems []string // variables reported, in order
+	}{
+		{"default", nil, relay.AtLeastOnce, nil},
+		{"at least once", map[string]string{VarGuarantee: "atLeastOnce"}, relay.AtLeastOnce, nil},
+		{"effectively once", map[string]string{VarGuarantee: "EffectivelyOnce", VarAuditTable: "audit"}, relay.EffectivelyOnce, nil},
+		{"unknown", map[string]string{VarGuarantee: "exactlyOnce"}, 0, []string{VarGuarantee}},
+		{"no audit table", map[string]string{VarGuarantee: "effectivelyOnce"}, 0, []string{VarGuarantee}},
+		{"keyless and no table, at once", map[string]string{VarGuarantee: "effectivelyOnce", VarMessageKey: "none"}, 0,
+			[]string{VarGuarantee, VarGuarantee}},
+		{"shard key", map[string]string{VarGuarantee: "effectivelyOnce", VarAuditTable: "audit", VarMessageKey: "shardId"},
+			relay.EffectivelyOnce, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kv := minimal()
+			for k, v := range tc.kv {
+				kv[k] = v
+			}
+			c, err := Load(env(kv))
+			if tc.problems == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Relay.Guarantee != tc.want {
+					t.Errorf("guarantee %v, want %v", c.Relay.Guarantee, tc.want)
+				}
+				return
+			}
+			var cerr *Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("want *Error, got %v", err)
+			}
+			var got []string
+			for _, p := range cerr.Problems {
+				got = append(got, p.Variable)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.problems, ",") {
+				t.Errorf("problems %v, want %v (%v)", got, tc.problems, err)
+			}
+		})
+	}
+}

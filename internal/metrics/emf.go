@@ -40,6 +40,9 @@ var Metrics = []Metric{
 	{"DeadlineStops", Count, "1 when waiting for the broker stopped at the deadline margin"},
 	{"AuditWriteErrors", Count, "1 when the audit item could not be written"},
 	{"EndToEndLagMs", Milliseconds, "from the newest published record's arrival in Kinesis to its receipt"},
+	{"RecordsAlreadyDelivered", Count, "effectivelyOnce: records at or below the shard's checkpoint, not published again"},
+	{"DuplicatesDropped", Count, "effectivelyOnce: messages the broker dropped as duplicates of stored ones"},
+	{"DeduplicationOff", Count, "effectivelyOnce: 1 when a message sent again was stored again (the broker does not deduplicate)"},
 }
 
 // Dimension names. FunctionName alone is what dashboards and alarms use; the second set breaks
@@ -103,6 +106,12 @@ func (e *EMF) Document(s *relay.Summary, now time.Time) map[string]any {
 		"ProducerCreated":     s.ProducersCreated,
 		"DeadlineStops":       boolCount(s.DeadlineStop),
 		"AuditWriteErrors":    boolCount(s.AuditError != nil),
+	}
+	if s.AlreadyDelivered > 0 || s.DuplicatesDropped > 0 || s.DeduplicationOff {
+		// Only the effectively-once mode counts them; a retry or a probe is where they show.
+		values["RecordsAlreadyDelivered"] = s.AlreadyDelivered
+		values["DuplicatesDropped"] = s.DuplicatesDropped
+		values["DeduplicationOff"] = boolCount(s.DeduplicationOff)
 	}
 	if len(s.PublishLatencies) > 0 {
 		latencies := make([]float64, len(s.PublishLatencies))

@@ -40,6 +40,7 @@ type producerKey struct {
 // callbacks, after Handle returned, update a batch nobody reads any more.
 type batch struct {
 	r       *Relay
+	seq     *sequencing // effectively-once mode; nil otherwise
 	sources []source
 	msgs    []message
 	starts  []int // record i owns msgs[starts[i]:starts[i+1]]
@@ -113,7 +114,9 @@ func (b *batch) publish(ctx context.Context) {
 			continue
 		}
 		sent := time.Now()
-		p.SendAsync(ctx, b.r.producerMessage(s, m), func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+		pm := b.r.producerMessage(s, m)
+		b.seq.stamp(pm, i)
+		p.SendAsync(ctx, pm, func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
 			b.noteClosed(s.topic, m.kind, err)
 			b.complete(i, id, err, time.Since(sent))
 		})
@@ -141,7 +144,14 @@ func (b *batch) producer(ctx context.Context, topic string, kind producer.Kind) 
 		b.lastKey, b.lastProducer = k, p
 		return p, nil
 	}
-	p, created, err := b.r.producers.Producer(ctx, topic, kind)
+	var p pulsar.Producer
+	var created bool
+	var err error
+	if b.seq != nil {
+		p, err = b.seq.producer(ctx, topic, kind)
+	} else {
+		p, created, err = b.r.producers.Producer(ctx, topic, kind)
+	}
 	if created {
 		b.created++
 	}
@@ -180,6 +190,10 @@ func (b *batch) complete(i int, id pulsar.MessageID, err error, latency time.Dur
 		o.state, o.id, o.latency = confirmed, id, latency
 	case b.r.opts.DeadLetterTopic != "" && permanent(err):
 		o.state, o.err = toDeadLetter, err
+		if b.seq != nil {
+			// Effectively once: nothing after a failed message may be stored (docs/effectively-once.md).
+			b.stopLocked(err)
+		}
 	default:
 		o.state, o.err = failed, err
 		b.stopLocked(err)
@@ -323,6 +337,7 @@ func (b *batch) deadLetter(ctx context.Context) {
 		cause := b.out[i].err
 		b.mu.Unlock()
 		pm := b.r.producerMessage(s, m)
+		b.seq.stamp(pm, i)
 		if pm.Properties == nil {
 			pm.Properties = map[string]string{}
 		}

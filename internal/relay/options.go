@@ -98,6 +98,17 @@ func ParseProperties(list string) (Property, error) {
 // StreamPlaceholder in a topic name is replaced by the stream name of the record's eventSourceARN.
 const StreamPlaceholder = "{stream}"
 
+// Guarantee is the processing guarantee (the names are Pulsar Functions').
+type Guarantee int
+
+const (
+	// AtLeastOnce publishes every record at least once: a retried batch publishes again. Default.
+	AtLeastOnce Guarantee = iota
+	// EffectivelyOnce gives every message a sequence id from the shard's state in the audit table and
+	// publishes with one named producer per shard, so the broker drops what a retry sends again.
+	EffectivelyOnce
+)
+
 // Options configure the relay. Zero values take the documented defaults, except Topic (required).
 type Options struct {
 	// Topic is the Pulsar topic; it may contain {stream}.
@@ -118,6 +129,9 @@ type Options struct {
 	// LargeRecordBytes: records with more payload than this go through the unbatched (chunking)
 	// producer. Set it to the batching size limit. Default 128 KiB.
 	LargeRecordBytes int
+	// Guarantee is the processing guarantee. Default AtLeastOnce; EffectivelyOnce needs
+	// Relay.EnableEffectivelyOnce.
+	Guarantee Guarantee
 	// AuditRequired reports the whole batch failed when its audit cannot be written.
 	AuditRequired bool
 	// Now is the clock that stamps a batch's start (the audit item's startedAt, and so its expiry).

@@ -48,6 +48,7 @@ type Relay struct {
 	auditor   Auditor
 	observer  Observer
 	log       *slog.Logger
+	once      *onceMode // PROCESSING_GUARANTEE=effectivelyOnce; nil otherwise
 }
 
 // New returns a relay. auditor and observer may be nil; log nil means slog.Default().
@@ -68,9 +69,11 @@ func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.Kine
 	inv, reset := r.producers.Begin(), false
 	// Deferred: aws-lambda-go recovers a panicking handler, and the environment lives on.
 	defer func() { r.producers.End(inv, reset) }()
-	b := r.newBatch(ev.Records)
 	stopCtx, cancel := r.stopContext(ctx)
 	defer cancel()
+	seq, records, seqErr := r.beginOnce(stopCtx, ev.Records)
+	b := r.newBatch(records)
+	seq.prepare(stopCtx, b, seqErr)
 	b.publish(stopCtx)
 	b.deadLetter(stopCtx)
 
@@ -79,8 +82,10 @@ func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.Kine
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		s.RequestID = lc.AwsRequestID
 	}
-	failed := s.failedRecord
-	if r.auditor != nil && len(ev.Records) > 0 {
+	finishCtx, cancelFinish := withReserve(ctx, responseReserve)
+	failed := seq.finish(finishCtx, b, s, s.failedRecord)
+	cancelFinish()
+	if r.auditor != nil && len(records) > 0 {
 		auditCtx, cancel := withReserve(ctx, responseReserve)
 		s.AuditError = r.auditor.Record(auditCtx, b.auditBatch(s))
 		cancel()
@@ -96,7 +101,7 @@ func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.Kine
 
 	resp, err := b.response(failed)
 	s.Duration = r.opts.Now().Sub(started)
-	s.finish(failed, len(ev.Records), resp)
+	s.finish(failed, len(records), resp)
 	r.logSummary(ctx, s)
 	if r.observer != nil {
 		r.observer.Observe(ctx, s)
@@ -120,6 +125,9 @@ func (r *Relay) logSummary(ctx context.Context, s *Summary) {
 	}
 	if s.AuditError != nil {
 		attrs = append(attrs, slog.String("auditError", s.AuditError.Error()))
+	}
+	if r.opts.Guarantee == EffectivelyOnce {
+		attrs = append(attrs, onceAttrs(s)...)
 	}
 	level := slog.LevelInfo
 	if s.Outcome != OutcomeDelivered {

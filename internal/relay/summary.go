@@ -48,6 +48,13 @@ type Summary struct {
 	EndToEndLag time.Duration
 	AuditError  error
 
+	// Effectively-once mode: records at or below the shard's checkpoint, answered done without
+	// publishing; messages the broker dropped as duplicates; and whether the broker evidently does not
+	// deduplicate (a message sent again with its sequence id was stored again).
+	AlreadyDelivered  int
+	DuplicatesDropped int
+	DeduplicationOff  bool
+
 	Started  time.Time
 	Duration time.Duration
 	Outcome  string
