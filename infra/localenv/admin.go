@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -61,6 +62,22 @@ func (a *Admin) CreatePartitionedTopic(ctx context.Context, topic string, partit
 	}
 	if err := a.do(ctx, http.MethodPut, p+"/partitions", []byte(strconv.Itoa(partitions)), nil); err != nil {
 		return fmt.Errorf("create partitioned topic %s: %w", topic, err)
+	}
+	return nil
+}
+
+// EnsureNamespace creates namespace (tenant/name) unless it exists, and sets broker deduplication on
+// it on or off (POST namespaces/{tenant}/{ns}/deduplication).
+func (a *Admin) EnsureNamespace(ctx context.Context, namespace string, deduplication bool) error {
+	if strings.Count(namespace, "/") != 1 {
+		return fmt.Errorf("namespace %q: want tenant/namespace", namespace)
+	}
+	var aerr *AdminError
+	if err := a.do(ctx, http.MethodPut, "namespaces/"+namespace, nil, nil); err != nil && !(errors.As(err, &aerr) && aerr.Status == http.StatusConflict) {
+		return fmt.Errorf("create namespace %s: %w", namespace, err)
+	}
+	if err := a.do(ctx, http.MethodPost, "namespaces/"+namespace+"/deduplication", []byte(strconv.FormatBool(deduplication)), nil); err != nil {
+		return fmt.Errorf("deduplication on namespace %s: %w", namespace, err)
 	}
 	return nil
 }

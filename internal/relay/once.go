@@ -226,6 +226,9 @@ func (q *sequencing) finish(ctx context.Context, b *batch, s *Summary, failed in
 	}
 	q.closeProducers(ctx)
 	s.AlreadyDelivered, s.DeduplicationOff = q.covered, q.deduplicationOff
+	if s.ShardID == "" { // every record was covered: name the shard all the same
+		s.StreamARN, s.Stream, s.ShardID = q.streamARN, streamName(q.streamARN), q.shardID
+	}
 	if q.probeDropped {
 		s.DuplicatesDropped++
 	}

@@ -156,7 +156,7 @@ func (s *Summary) finish(failed, records int, resp events.KinesisEventResponse) 
 	if len(resp.BatchItemFailures) > 0 {
 		s.FailedSequence = resp.BatchItemFailures[0].ItemIdentifier
 	}
-	if failed != s.failedRecord {
+	if failed != s.failedRecord && s.AuditError != nil {
 		s.Cause = s.AuditError
 	}
 }
