@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -39,7 +41,11 @@ type onceEnv struct {
 	table string
 }
 
-func newOnceEnv(t *testing.T, deduplicate bool) *onceEnv {
+func newOnceEnvB(b *testing.B) *onceEnv { return newOnceEnv(b, true) }
+
+func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newOnceEnv(t testing.TB, deduplicate bool) *onceEnv {
 	t.Helper()
 	env := localenv.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -296,5 +302,53 @@ func TestOnceDetectsBrokerWithoutDeduplication(t *testing.T) {
 	wantDelivered(t, b.handle(t, time.Minute, ev))
 	if s := b.sums.last(t); !s.DeduplicationOff || s.DuplicatesDropped != 0 {
 		t.Fatalf("deduplication off %v, duplicates dropped %d; want true, 0", s.DeduplicationOff, s.DuplicatesDropped)
+	}
+}
+
+// BenchmarkGuarantee publishes batches of 1,000 records of 1 KiB through the relay in both modes, in
+// the same run, against the shared broker (a namespace with deduplication on, for both): records/s
+// is the figure docs/effectively-once.md quotes.
+//
+//	go test -tags integration -run '^$' -bench Guarantee -benchtime 20x ./internal/relay
+func BenchmarkGuarantee(b *testing.B) {
+	const n, size = 1000, 1024
+	for _, g := range []struct {
+		name      string
+		guarantee relay.Guarantee
+	}{{"atLeastOnce", relay.AtLeastOnce}, {"effectivelyOnce", relay.EffectivelyOnce}} {
+		b.Run(g.name, func(b *testing.B) {
+			e := newOnceEnvB(b)
+			opts := relay.Options{Topic: e.topic, Guarantee: g.guarantee, Properties: relay.AllProperties, Now: localenv.Now}
+			pool := producer.NewPool(producer.Options{ServiceURL: e.url})
+			defer pool.Close(context.Background())
+			r := relay.New(opts, pool, audit.New(e.db, audit.Options{Table: e.table}), nil, slogDiscard())
+			r.EnableEffectivelyOnce(audit.NewSequences(e.db, e.table, 0), pool)
+			shard := kinesistest.NewShard("bench-"+g.name, 0)
+			data := make([]byte, size)
+			batch := func() events.KinesisEvent {
+				var ev events.KinesisEvent
+				for i := range n {
+					ev.Records = append(ev.Records, shard.Record(fmt.Sprintf("key-%03d", i%100), data))
+				}
+				return ev
+			}
+			// Warm: the client connects, the topic exists.
+			if resp, err := r.Handle(context.Background(), batch()); err != nil || len(resp.BatchItemFailures) > 0 {
+				b.Fatalf("warm-up: %v %v", resp, err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				ev := batch()
+				b.StartTimer()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				resp, err := r.Handle(ctx, ev)
+				cancel()
+				if err != nil || len(resp.BatchItemFailures) > 0 {
+					b.Fatalf("%v %v", resp, err)
+				}
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "records/s")
+		})
 	}
 }
