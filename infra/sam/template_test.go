@@ -499,6 +499,10 @@ func TestEventSourceReportsItemFailuresAndKeepsFailedBatches(t *testing.T) {
 		at(b, "PublicAccessBlockConfiguration", "RestrictPublicBuckets") != true {
 		t.Errorf("bucket %s: want encryption, a lifecycle rule and public access blocked", bucket)
 	}
+	// FailureBucketAlarm's FilterId: without this configuration S3 emits no metric for it.
+	if want := []any{map[string]any{"Id": failedBatchesFilter, "Prefix": "aws/lambda/"}}; !reflect.DeepEqual(b["MetricsConfigurations"], want) {
+		t.Errorf("bucket %s: MetricsConfigurations %#v, want %#v", bucket, b["MetricsConfigurations"], want)
+	}
 	res, attr, ok := getAtt(toQueue)
 	if !ok || attr != "Arn" || asMap(tp.resources[res])["Type"] != "AWS::SQS::Queue" {
 		t.Fatalf("SQS destination %#v, want the ARN of a queue of the stack", toQueue)
@@ -725,7 +729,12 @@ var awsMetricDims = map[string]map[string]string{
 	"AWS/Lambda":  {"FunctionName": "function"},
 	"AWS/SQS":     {"QueueName": "queue"},
 	"AWS/Kinesis": {"StreamName": "stream"},
+	// Request metrics of the on-failure bucket's aws/lambda/ prefix (FailureBucketAlarm).
+	"AWS/S3": {"BucketName": "bucket", "FilterId": "filter"},
 }
+
+// failedBatchesFilter is the on-failure bucket's metrics configuration for the objects Lambda writes.
+const failedBatchesFilter = "FailedBatches"
 
 // streamName is the name of the stream the mapping reads, the StreamName dimension of its metrics.
 var streamName = map[string]any{"Fn::If": []any{"CreateStream", map[string]any{"Ref": "Stream"},
@@ -749,7 +758,8 @@ func TestDashboardAndAlarmsReadWhatTheCodeEmits(t *testing.T) {
 		refs = append(refs, widgetMetrics(t, tp, i, w)...)
 	}
 	// Placeholders name the template values the dashboard's dimensions must carry.
-	subValue := map[string]string{"function": placeholder(tp, functionID), "queue": "SUB(FailureQueue.QueueName)", "stream": "STREAM"}
+	subValue := map[string]string{"function": placeholder(tp, functionID), "queue": "SUB(FailureQueue.QueueName)", "stream": "STREAM",
+		"bucket": fmt.Sprint(map[string]any{"Ref": "FailureBucket"}), "filter": failedBatchesFilter}
 	nsValue := placeholder(tp, ns)
 	for _, a := range tp.resourcesOfType("AWS::CloudWatch::Alarm") {
 		refs = append(refs, alarmMetrics(t, tp, a, ns, nsValue, fnName, queue)...)
