@@ -149,9 +149,21 @@ func (s *Sink) Run(ctx context.Context, ev Event) (*Summary, error) {
 		return s.finish(ctx, sum, started, err)
 	}
 	r.loop(stopCtx, writeCtx)
-	closeWithin(writeCtx, r.consumer)
+	closeCtx, cancelClose := withReserve(ctx, answerReserve)
+	closeWithin(closeCtx, r.consumer)
+	cancelClose()
 	reset = sum.AckErrors > 0 && sum.Acknowledged == 0
 	return s.finish(ctx, sum, started, nil)
+}
+
+// answerReserve is kept after closing the consumer, for the summary and the response.
+const answerReserve = 20 * time.Millisecond
+
+func withReserve(ctx context.Context, reserve time.Duration) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, d.Add(-reserve))
+	}
+	return context.WithCancel(ctx)
 }
 
 func withDeadline(ctx context.Context, d time.Time) (context.Context, context.CancelCauseFunc) {
@@ -166,9 +178,12 @@ func (s *Sink) consumerOptions() pulsar.ConsumerOptions {
 		SubscriptionName: s.opts.Subscription,
 		Type:             pulsar.Failover,
 		// An acknowledgement counts only once the broker confirmed it.
-		AckWithResponse:          true,
-		ReceiverQueueSize:        1000,
-		MaxPendingChunkedMessage: 10,
+		AckWithResponse: true,
+		// Where the broker has acknowledgmentAtBatchIndexLevelEnabled, a batch acknowledged in part
+		// does not come back whole; elsewhere it does (duplicates in Kinesis, never a loss).
+		EnableBatchIndexAcknowledgment: true,
+		ReceiverQueueSize:              1000,
+		MaxPendingChunkedMessage:       10,
 	}
 	if s.opts.InitialPosition == PositionEarliest {
 		o.SubscriptionInitialPosition = pulsar.SubscriptionPositionEarliest
