@@ -28,6 +28,9 @@ bin/%/bootstrap: FORCE
 build-KinesisToPulsarFunction:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_GOFLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/kinesis-to-pulsar
 
+build-PulsarToKinesisFunction:
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_GOFLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/pulsar-to-kinesis
+
 ## test: the template checks, then unit and integration tests against the local stack, which it
 ## starts and stops (an interrupt stops the tests, not the recipe, so the stack is still stopped)
 test: template-check sam-build
