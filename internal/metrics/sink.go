@@ -2,8 +2,8 @@ package metrics
 
 import (
 	"context"
-	"encoding/json"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,13 +46,7 @@ func NewSink(w io.Writer, namespace, function string) *Sink {
 
 // Observe writes the document for one invocation as a single line.
 func (e *Sink) Observe(_ context.Context, s *sink.Summary) {
-	line, err := json.Marshal(e.Document(s, time.Now()))
-	if err != nil {
-		return // cannot happen: the document holds strings and numbers only
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, _ = e.w.Write(append(line, '\n'))
+	writeLine(&e.mu, e.w, e.Document(s, time.Now()))
 }
 
 // Document builds the EMF document of one invocation; the lag is left out when nothing was put.
@@ -81,26 +75,8 @@ func (e *Sink) Document(s *sink.Summary, now time.Time) map[string]any {
 		"requestId": s.RequestID,
 		"stoppedBy": s.StoppedBy,
 	}
-	decls := make([]metricDecl, 0, len(SinkMetrics))
-	for _, m := range SinkMetrics {
-		if v, ok := values[m.Name]; ok {
-			decls = append(decls, metricDecl{m.Name, m.Unit})
-			doc[m.Name] = v
-		}
-	}
-	doc["_aws"] = map[string]any{
-		"Timestamp":         now.UnixMilli(),
-		"CloudWatchMetrics": []directive{{Namespace: e.namespace, Dimensions: SinkDimensionSets, Metrics: decls}},
-	}
-	return doc
+	return withMetrics(doc, values, SinkMetrics, e.namespace, SinkDimensionSets, now)
 }
 
 // streamName is the name part of a stream ARN.
-func streamName(arn string) string {
-	for i := len(arn) - 1; i >= 0; i-- {
-		if arn[i] == '/' {
-			return arn[i+1:]
-		}
-	}
-	return arn
-}
+func streamName(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }

@@ -33,7 +33,7 @@ import (
 // stack is the local stack as the sink's tests use it: a stream of their own on moto, topics of
 // their own on the shared broker.
 type stack struct {
-	t      *testing.T
+	t      testing.TB
 	env    localenv.Env
 	kin    *kinesis.Client
 	client pulsar.Client
@@ -41,7 +41,7 @@ type stack struct {
 	stream string // ARN
 }
 
-func newStack(t *testing.T, shards int32) *stack {
+func newStack(t testing.TB, shards int32) *stack {
 	t.Helper()
 	env := localenv.Require(t)
 	ctx := context.Background()
@@ -114,7 +114,7 @@ func (s *stack) send(opts pulsar.ProducerOptions, msgs []published) {
 			}
 		})
 	}
-	if err := p.Flush(); err != nil {
+	if err := p.FlushWithCtx(context.Background()); err != nil {
 		s.t.Fatal(err)
 	}
 }
