@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -210,4 +211,73 @@ func TestBootstrapRefusesBadConfiguration(t *testing.T) {
 			t.Errorf("stderr does not name %s:\n%s", v, stderr.String())
 		}
 	}
+}
+
+// TestKilledEnvironment: the process is killed (SIGKILL) in the middle of a drain; the next
+// invocation, in a fresh environment, writes the rest: every message reaches the stream, each in
+// publish order at its first delivery (one key, so one record in flight at a time).
+func TestKilledEnvironment(t *testing.T) {
+	f := newFixture(t)
+	const n = 150
+	var sent [][2]string
+	quiet := pulsarlog.NewLoggerWithSlog(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := pulsar.NewClient(pulsar.ClientOptions{URL: f.env.PulsarServiceURL, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.CreateProducer(pulsar.ProducerOptions{Topic: f.topic, DisableBatching: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		m := [2]string{"one-key", fmt.Sprintf("m%03d", i)}
+		if _, err := p.Send(context.Background(), &pulsar.ProducerMessage{Key: m[0], Payload: []byte(m[1])}); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, m)
+	}
+	p.Close()
+	c.Close()
+
+	env := start(t, f, 60*time.Second, nil)
+	killed := make(chan error, 1)
+	go func() {
+		_, err := env.Invoke(context.Background(), []byte(`{"idleMs":5000}`))
+		killed <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(f.records(t)) < 5 {
+		if time.Now().After(deadline) {
+			t.Fatal("no record reached the stream")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := syscall.Kill(env.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-killed; !errors.Is(err, runtimeapi.ErrProcessExited) {
+		t.Fatalf("killed invocation: %v, want the process gone", err)
+	}
+	before := len(f.records(t))
+	if before >= n {
+		t.Fatalf("the drain finished (%d records) before the kill; the test needs a slower drain", before)
+	}
+
+	res, err := env.Invoke(context.Background(), []byte(`{"idleMs":5000}`))
+	if err != nil || res.Error != nil || !res.ColdStart {
+		t.Fatalf("next invocation: %v %v (cold start %v)", err, res.Error, res.ColdStart)
+	}
+	recs := f.records(t)
+	seen := map[string]bool{}
+	var first [][2]string
+	for _, r := range recs {
+		if !seen[r[1]] {
+			seen[r[1]] = true
+			first = append(first, r)
+		}
+	}
+	if fmt.Sprint(first) != fmt.Sprint(sent) {
+		t.Errorf("first deliveries after the kill\n%v\nwant\n%v", first, sent)
+	}
+	t.Logf("killed after %d of %d records; %d records in the stream at the end (%s)", before, n, len(recs), res.Payload)
 }

@@ -12,6 +12,10 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -21,6 +25,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	pulsarlog "github.com/apache/pulsar-client-go/pulsar/log"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -454,4 +459,77 @@ func shardOfKey(t *testing.T, shards []types.Shard, key string) string {
 	}
 	t.Fatalf("no shard holds key %q", key)
 	return ""
+}
+
+// faultProxy stands between the Kinesis client and moto and answers some PutRecords calls itself:
+// throttling (400 ProvisionedThroughputExceededException) and 5xx, before or after moto wrote them.
+type faultProxy struct {
+	calls atomic.Int64
+	fault func(call int64) (status int, code string, afterMoto bool)
+}
+
+func (f *faultProxy) start(t *testing.T, target string) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moto := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".PutRecords") {
+			moto.ServeHTTP(w, r)
+			return
+		}
+		status, code, after := f.fault(f.calls.Add(1))
+		if status == 0 {
+			moto.ServeHTTP(w, r)
+			return
+		}
+		if after {
+			// moto writes the records; the client sees a failure: it writes them again (at least once).
+			moto.ServeHTTP(httptest.NewRecorder(), r)
+		}
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"__type":%q,"message":"injected by the fault proxy"}`, code)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestFaultProxyThrottlingAnd5xx: the real client through a proxy that throttles, fails with 500 and
+// 503, and fails calls moto has already written; every message arrives, each key's first deliveries in
+// publish order.
+func TestFaultProxyThrottlingAnd5xx(t *testing.T) {
+	s := newStack(t, 2)
+	topic := s.topic("proxy")
+	msgs := messages("p", 120, 5)
+	s.publish(topic, msgs)
+	proxy := &faultProxy{fault: func(call int64) (int, string, bool) {
+		switch call % 6 {
+		case 1:
+			return http.StatusBadRequest, "ProvisionedThroughputExceededException", false
+		case 3:
+			return http.StatusInternalServerError, "InternalFailure", true
+		case 5:
+			return http.StatusServiceUnavailable, "ServiceUnavailable", false
+		}
+		return 0, "", false
+	}}
+	cfg, err := s.env.AWSConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.BaseEndpoint = aws.String(proxy.start(t, s.env.AWSEndpointURL))
+	// As the function builds it: no SDK retries, the sink retries itself.
+	viaProxy := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = 1 })
+	})
+	sum := invoke(t, s.sink(s.options(topic), viaProxy), 120*time.Second, sink.Event{MaxMessages: len(msgs)})
+	if sum.Acknowledged != len(msgs) || sum.Throttles == 0 || sum.PutErrors == 0 {
+		t.Fatalf("summary %+v, throttles %d, put errors %d", sum.Result, sum.Throttles, sum.PutErrors)
+	}
+	got := s.read()
+	checkFirstDeliveries(t, msgs, got)
+	t.Logf("%d PutRecords calls through the proxy, %d records in the stream for %d messages", proxy.calls.Load(), len(got), len(msgs))
 }
