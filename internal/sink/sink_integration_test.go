@@ -591,3 +591,52 @@ func TestBrokerRestartMidDrain(t *testing.T) {
 	checkFirstDeliveries(t, msgs, got)
 	t.Logf("%d records in the stream for %d messages", len(got), len(msgs))
 }
+
+// TestDeadlineMidPutRecords: a PutRecords call moto has answered but whose answer the proxy holds past
+// the invocation's deadline: the invocation still answers in time, acknowledges nothing of that call,
+// and the next invocation writes those messages again (at least once, first deliveries in order).
+func TestDeadlineMidPutRecords(t *testing.T) {
+	s := newStack(t, 1)
+	topic := s.topic("midput")
+	msgs := messages("d", 40, 2)
+	s.publish(topic, msgs)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	var calls, held atomic.Int64
+	cfg, err := s.env.AWSConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(s.env.AWSEndpointURL)
+	moto := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".PutRecords") && calls.Add(1) >= 3 && held.Add(1) == 1 {
+			rec := httptest.NewRecorder()
+			moto.ServeHTTP(rec, r) // written in the stream, answer held
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		moto.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	cfg.BaseEndpoint = aws.String(srv.URL)
+	viaProxy := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = 1 })
+	})
+	const deadline = 8 * time.Second
+	started := time.Now()
+	sum := invoke(t, s.sink(s.options(topic), viaProxy), deadline, sink.Event{})
+	if el := time.Since(started); el > deadline || held.Load() == 0 || sum.Acknowledged >= len(msgs) {
+		t.Fatalf("first invocation: %+v after %v (held %d calls)", sum.Result, el, held.Load())
+	}
+	rest := invoke(t, s.sink(s.options(topic), s.kin), 60*time.Second, sink.Event{IdleMs: idleMs})
+	if sum.Acknowledged+rest.Acknowledged != len(msgs) {
+		t.Fatalf("acknowledged %d then %d, want %d in all", sum.Acknowledged, rest.Acknowledged, len(msgs))
+	}
+	got := s.read()
+	checkFirstDeliveries(t, msgs, got)
+	t.Logf("first invocation %+v, then %+v; %d records for %d messages", sum.Result, rest.Result, len(got), len(msgs))
+}
