@@ -168,6 +168,10 @@ func (r *run) loop(stopCtx, writeCtx context.Context) {
 			stop(StopDeadline)
 		case o := <-r.done:
 			r.complete(o)
+			if idleC != nil && receiving {
+				// Not idle while writes complete: the buffer may be what held new messages back.
+				idle.Reset(time.Duration(r.ev.IdleMs) * time.Millisecond)
+			}
 		case <-retry.C:
 		case <-idleC:
 			stop(StopIdle)
