@@ -89,6 +89,10 @@ COMBINATIONS = [
         "FailedRecordsAlarmPeriods": "10", "FailedRecordsAlarmDatapoints": "4",
         "OnFailureDestination": "S3", "FailureBucketRetentionDays": "30",
     }),
+    ("defaults with the sink on: a stream of its own, two topics, secret ARN", {
+        "SinkEnabled": "true", "SinkStreamArn": "given", "PulsarAuthSecret": "given",
+        "SinkTopics": "persistent://public/default/out-a,persistent://public/default/out-b",
+    }),
 ]
 
 # The ARNs samconfig.toml holds are placeholders: each becomes a resource created for the run.
@@ -463,8 +467,8 @@ def given_resources(aws, run, n, combo, cleanup):
                 key_arn = aws["kms"].create_key(Description=f"kinesis-pulsar deploycheck {run}")["KeyMetadata"]["Arn"]
                 cleanup.append(lambda k=key_arn: aws["kms"].schedule_key_deletion(KeyId=k, PendingWindowInDays=7))
             v = key_arn
-        elif v == "given" and k == "StreamArn":
-            name = f"kp-deploycheck-{run}-{n}"
+        elif v == "given" and k in ("StreamArn", "SinkStreamArn"):
+            name = f"kp-deploycheck-{run}-{n}" + ("-sink" if k == "SinkStreamArn" else "")
             aws["kinesis"].create_stream(StreamName=name, ShardCount=1)
             cleanup.append(lambda s=name: aws["kinesis"].delete_stream(StreamName=s, EnforceConsumerDeletion=True))
             v = aws["kinesis"].describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
@@ -662,7 +666,9 @@ def verify(aws, dep, conds, params, check):
         for m in metrics:
             for d in m.get("Dimensions", []):
                 seen_dims.add(d["Name"])
-                want_value = {"FunctionName": fn_name, "QueueName": queue_name, "StreamName": stream_name,
+                alarm_id = a["AlarmName"][len(dep.stack) + 1:]
+                want_value = {"FunctionName": o.get("SinkFunctionName") if alarm_id.startswith("Sink") else fn_name,
+                              "QueueName": queue_name, "StreamName": stream_name,
                               "BucketName": o.get("FailureBucketName"), "FilterId": "FailedBatches"}.get(d["Name"])
                 check.eq(f'{a["AlarmName"]} {m["MetricName"]} {d["Name"]}', d["Value"], want_value)
         topic = [params["AlarmTopicArn"]] if params["AlarmTopicArn"] else []
@@ -677,6 +683,21 @@ def verify(aws, dep, conds, params, check):
              sorted(["FunctionName", "QueueName", "StreamName"] + (["BucketName", "FilterId"] if conds["FailuresToS3"] else [])))
     check.true(f"the stream named by the alarms exists: {stream_name}",
                aws["kinesis"].describe_stream_summary(StreamName=stream_name)["StreamDescriptionSummary"]["StreamARN"] == stream_arn)
+
+    # The sink: its function reads the stack's parameters; its schedule starts it.
+    if conds["SinkOn"]:
+        sink = aws["lambda"].get_function_configuration(FunctionName=o["SinkFunctionName"])
+        env = sink.get("Environment", {}).get("Variables", {})
+        for var, param in (("KINESIS_STREAM_ARN", "SinkStreamArn"), ("SINK_TOPICS", "SinkTopics"),
+                           ("SINK_SUBSCRIPTION", "SinkSubscription"), ("KINESIS_ORDERING", "SinkOrdering"),
+                           ("PULSAR_SERVICE_URL", "PulsarServiceUrl")):
+            want = params[param]
+            check.eq(f"sink environment {var}", plain(env.get(var)), ",".join(want) if isinstance(want, list) else want)
+        check.eq("sink Timeout", sink.get("Timeout"), int(params["SinkTimeout"]))
+        schedules = [r for r in dep.tpl["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"]
+        check.eq("sink schedules in the translated template", len(schedules), 1)
+        if schedules:
+            check.eq("sink schedule expression", schedules[0]["Properties"].get("ScheduleExpression"), {"Ref": "SinkSchedule"})
 
     # The dashboard: valid JSON, this function, these alarms.
     board = json.loads(aws["cloudwatch"].get_dashboard(DashboardName=ids["Dashboard"])["DashboardBody"])
