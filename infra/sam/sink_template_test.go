@@ -182,9 +182,10 @@ var wantSinkStatements = map[string]wantStatement{
 	// What the sink calls, on the target stream only.
 	"WriteTargetStream": {actions: []string{"kinesis:DescribeStreamSummary", "kinesis:ListShards", "kinesis:PutRecord",
 		"kinesis:PutRecords"}, targets: []string{"SinkStreamArn"}},
-	"EncryptTargetStream":   {actions: []string{"kms:GenerateDataKey"}, targets: []string{"SinkStreamKmsKeyArn"}},
-	"ReadPulsarCredentials": {actions: []string{"secretsmanager:GetSecretValue"}, targets: []string{"PulsarAuthSecret", "StackPulsarAuthSecret"}},
-	"ManageVpcInterfaces":   wantStatements["ManageVpcInterfaces"],
+	"EncryptTargetStream":      {actions: []string{"kms:GenerateDataKey"}, targets: []string{"SinkStreamKmsKeyArn"}, via: "kinesis"},
+	"ReadPulsarCredentials":    {actions: []string{"secretsmanager:GetSecretValue"}, targets: []string{"PulsarAuthSecret", "StackPulsarAuthSecret"}},
+	"DecryptPulsarCredentials": {actions: []string{"kms:Decrypt"}, targets: []string{"PulsarAuthSecretKmsKeyArn"}, via: "secretsmanager"},
+	"ManageVpcInterfaces":      wantStatements["ManageVpcInterfaces"],
 }
 
 func TestSinkRoleIsLeastPrivilege(t *testing.T) {
@@ -204,6 +205,14 @@ func TestSinkRoleIsLeastPrivilege(t *testing.T) {
 				continue
 			}
 			seen[sid] = true
+			switch {
+			case want.via != "":
+				if !reflect.DeepEqual(st["Condition"], viaService(want.via)) {
+					t.Errorf("%s: Condition %#v, want kms:ViaService %s.${AWS::Region}.amazonaws.com", sid, st["Condition"], want.via)
+				}
+			case st["Condition"] != nil:
+				t.Errorf("%s: unexpected Condition %#v", sid, st["Condition"])
+			}
 			var actions []string
 			for _, a := range append(asList(st["Action"]), st["Action"]) {
 				if s, ok := a.(string); ok {
