@@ -28,6 +28,9 @@ bin/%/bootstrap: FORCE
 build-KinesisToPulsarFunction:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_GOFLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/kinesis-to-pulsar
 
+build-PulsarToKinesisFunction:
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_GOFLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/pulsar-to-kinesis
+
 # The suites where instants meet a server's clock (DynamoDB's TTL), run again by test-clock with the
 # clock 1 and 5 years ahead (infra/local/clockshift.sh), so no test can depend on the date it runs on.
 CLOCK_SHIFT_DAYS := 366 1827

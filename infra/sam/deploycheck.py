@@ -52,7 +52,8 @@ EMULATOR_LIMITS = [
     "Rules and parameter constraints (AllowedPattern, AllowedValues): moto does not apply them; the Go "
     "unit tests apply them to sample values",
     "properties moto's CloudFormation drops: the function's Architectures and LoggingConfig, the stream's "
-    "StreamEncryption, the table's TimeToLiveSpecification (checked in the translated template and the "
+    "StreamEncryption, the table's TimeToLiveSpecification, the failure bucket's MetricsConfigurations "
+    "(checked in the translated template and the "
     "Go unit tests instead); moto also keeps the mapping's function without its alias qualifier and "
     "leaves AWS::NoValue in a list as null",
     "anything at run time: polling, invocations, VPC networking, KMS decryption, the function itself",
@@ -87,6 +88,10 @@ COMBINATIONS = [
         "BatchSize": "500", "MaximumBatchingWindowInSeconds": "5", "AlarmTopicArn": "topic",
         "FailedRecordsAlarmPeriods": "10", "FailedRecordsAlarmDatapoints": "4",
         "OnFailureDestination": "S3", "FailureBucketRetentionDays": "30",
+    }),
+    ("defaults with the sink on: a stream of its own, two topics, secret ARN", {
+        "SinkEnabled": "true", "SinkStreamArn": "given", "PulsarAuthSecret": "given",
+        "SinkTopics": "persistent://public/default/out-a,persistent://public/default/out-b",
     }),
 ]
 
@@ -462,8 +467,8 @@ def given_resources(aws, run, n, combo, cleanup):
                 key_arn = aws["kms"].create_key(Description=f"kinesis-pulsar deploycheck {run}")["KeyMetadata"]["Arn"]
                 cleanup.append(lambda k=key_arn: aws["kms"].schedule_key_deletion(KeyId=k, PendingWindowInDays=7))
             v = key_arn
-        elif v == "given" and k == "StreamArn":
-            name = f"kp-deploycheck-{run}-{n}"
+        elif v == "given" and k in ("StreamArn", "SinkStreamArn"):
+            name = f"kp-deploycheck-{run}-{n}" + ("-sink" if k == "SinkStreamArn" else "")
             aws["kinesis"].create_stream(StreamName=name, ShardCount=1)
             cleanup.append(lambda s=name: aws["kinesis"].delete_stream(StreamName=s, EnforceConsumerDeletion=True))
             v = aws["kinesis"].describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
@@ -650,7 +655,8 @@ def verify(aws, dep, conds, params, check):
 
     # Alarms: every dimension names something that exists; actions go to the topic when one is given.
     alarms = aws["cloudwatch"].describe_alarms(AlarmNamePrefix=dep.stack + "-")["MetricAlarms"]
-    want_alarms = sorted(i for i, r in dep.tpl["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm")
+    want_alarms = sorted(i for i, r in dep.tpl["Resources"].items()
+                         if r["Type"] == "AWS::CloudWatch::Alarm" and ("Condition" not in r or conds[r["Condition"]]))
     check.eq("alarms", sorted(a["AlarmName"][len(dep.stack) + 1:] for a in alarms), want_alarms)
     stream_name = stream_arn.split(":stream/")[1]
     queue_name = o["FailureQueueUrl"].rsplit("/", 1)[1]
@@ -660,7 +666,10 @@ def verify(aws, dep, conds, params, check):
         for m in metrics:
             for d in m.get("Dimensions", []):
                 seen_dims.add(d["Name"])
-                want_value = {"FunctionName": fn_name, "QueueName": queue_name, "StreamName": stream_name}.get(d["Name"])
+                alarm_id = a["AlarmName"][len(dep.stack) + 1:]
+                want_value = {"FunctionName": o.get("SinkFunctionName") if alarm_id.startswith("Sink") else fn_name,
+                              "QueueName": queue_name, "StreamName": stream_name,
+                              "BucketName": o.get("FailureBucketName"), "FilterId": "FailedBatches"}.get(d["Name"])
                 check.eq(f'{a["AlarmName"]} {m["MetricName"]} {d["Name"]}', d["Value"], want_value)
         topic = [params["AlarmTopicArn"]] if params["AlarmTopicArn"] else []
         check.eq(f'{a["AlarmName"]} AlarmActions', a.get("AlarmActions", []), topic)
@@ -670,9 +679,25 @@ def verify(aws, dep, conds, params, check):
         if a["AlarmName"].endswith("-RecordsFailedAlarm"):
             check.eq("RecordsFailedAlarm M of N", (a.get("DatapointsToAlarm"), a.get("EvaluationPeriods")),
                      (int(params["FailedRecordsAlarmDatapoints"]), int(params["FailedRecordsAlarmPeriods"])))
-    check.eq("alarm dimensions seen", sorted(seen_dims), ["FunctionName", "QueueName", "StreamName"])
+    check.eq("alarm dimensions seen", sorted(seen_dims),
+             sorted(["FunctionName", "QueueName", "StreamName"] + (["BucketName", "FilterId"] if conds["FailuresToS3"] else [])))
     check.true(f"the stream named by the alarms exists: {stream_name}",
                aws["kinesis"].describe_stream_summary(StreamName=stream_name)["StreamDescriptionSummary"]["StreamARN"] == stream_arn)
+
+    # The sink: its function reads the stack's parameters; its schedule starts it.
+    if conds["SinkOn"]:
+        sink = aws["lambda"].get_function_configuration(FunctionName=o["SinkFunctionName"])
+        env = sink.get("Environment", {}).get("Variables", {})
+        for var, param in (("KINESIS_STREAM_ARN", "SinkStreamArn"), ("SINK_TOPICS", "SinkTopics"),
+                           ("SINK_SUBSCRIPTION", "SinkSubscription"), ("KINESIS_ORDERING", "SinkOrdering"),
+                           ("PULSAR_SERVICE_URL", "PulsarServiceUrl")):
+            want = params[param]
+            check.eq(f"sink environment {var}", plain(env.get(var)), ",".join(want) if isinstance(want, list) else want)
+        check.eq("sink Timeout", sink.get("Timeout"), int(params["SinkTimeout"]))
+        schedules = [r for r in dep.tpl["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"]
+        check.eq("sink schedules in the translated template", len(schedules), 1)
+        if schedules:
+            check.eq("sink schedule expression", schedules[0]["Properties"].get("ScheduleExpression"), {"Ref": "SinkSchedule"})
 
     # The dashboard: valid JSON, this function, these alarms.
     board = json.loads(aws["cloudwatch"].get_dashboard(DashboardName=ids["Dashboard"])["DashboardBody"])
@@ -680,7 +705,11 @@ def verify(aws, dep, conds, params, check):
                  for i, c in enumerate(row) if c == "FunctionName"}
     check.eq("dashboard FunctionName values", fn_values, {fn_name})
     listed = [w for w in board["widgets"] if w["type"] == "alarm"][0]["properties"]["alarms"]
-    check.eq("dashboard alarms", sorted(x.rsplit(":", 1)[1] for x in listed), sorted(a["AlarmName"] for a in alarms))
+    # The dashboard lists the alarms every stack has (its body is one string, without conditions).
+    unconditional = {dep.stack + "-" + i for i, r in dep.tpl["Resources"].items()
+                     if r["Type"] == "AWS::CloudWatch::Alarm" and "Condition" not in r}
+    check.eq("dashboard alarms", sorted(x.rsplit(":", 1)[1] for x in listed),
+             sorted(a["AlarmName"] for a in alarms if a["AlarmName"] in unconditional))
 
     # Outputs: those whose condition holds, none other.
     want_outputs = sorted(k for k, v in dep.tpl["Outputs"].items() if "Condition" not in v or conds[v["Condition"]])

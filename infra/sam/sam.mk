@@ -11,6 +11,8 @@ KP_VENV      ?= $(KP_CACHE)/venv
 SAM_REGION   ?= us-east-1
 SAM_TEMPLATE := template.yaml
 SAM_BOOTSTRAP := .aws-sam/build/KinesisToPulsarFunction/bootstrap
+# The sink (issue 16): sam build builds it whatever SinkEnabled says.
+SAM_SINK_BOOTSTRAP := .aws-sam/build/PulsarToKinesisFunction/bootstrap
 # SAM CLI keeps its state (installation id, time of the last version check) here, not in ~/.aws-sam.
 SAM_STATE    := $(CURDIR)/.cache/sam-cli
 
@@ -42,7 +44,7 @@ sam-build: sam-tools sam-state
 	rm -rf .aws-sam/build
 	@# --build-in-source: no copy of the repository (and its .cache) to a scratch directory.
 	$(SAM) build --template-file $(SAM_TEMPLATE) --build-in-source --config-file $(SAM_STATE)/no-config.toml
-	$(GO) run ./infra/sam/cmd/elfcheck $(SAM_BOOTSTRAP)
+	$(GO) run ./infra/sam/cmd/elfcheck $(SAM_BOOTSTRAP) $(SAM_SINK_BOOTSTRAP)
 
 sam-tools:
 	@if [ ! -x $(KP_VENV)/bin/sam ] || [ ! -x $(KP_VENV)/bin/cfn-lint ]; then \

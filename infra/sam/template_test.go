@@ -384,8 +384,9 @@ func TestPoliciesNameOnlyTheStacksOwnResources(t *testing.T) {
 			t.Errorf("unexpected %s resources %v: keep every grant in KinesisToPulsarRole", typ, ids)
 		}
 	}
-	if roles := tp.resourcesOfType("AWS::IAM::Role"); !slices.Equal(roles, []string{"KinesisToPulsarRole"}) {
-		t.Errorf("roles = %v, want only KinesisToPulsarRole", roles)
+	// The sink's role is checked by TestSinkRoleIsLeastPrivilege.
+	if roles := tp.resourcesOfType("AWS::IAM::Role"); !slices.Equal(roles, []string{"KinesisToPulsarRole", sinkRoleID}) {
+		t.Errorf("roles = %v, want only KinesisToPulsarRole and %s", roles, sinkRoleID)
 	}
 	role := tp.props(t, "KinesisToPulsarRole")
 	if role["ManagedPolicyArns"] != nil {
@@ -498,6 +499,10 @@ func TestEventSourceReportsItemFailuresAndKeepsFailedBatches(t *testing.T) {
 	if at(b, "BucketEncryption", "ServerSideEncryptionConfiguration") == nil || at(b, "LifecycleConfiguration", "Rules") == nil ||
 		at(b, "PublicAccessBlockConfiguration", "RestrictPublicBuckets") != true {
 		t.Errorf("bucket %s: want encryption, a lifecycle rule and public access blocked", bucket)
+	}
+	// FailureBucketAlarm's FilterId: without this configuration S3 emits no metric for it.
+	if want := []any{map[string]any{"Id": failedBatchesFilter, "Prefix": "aws/lambda/"}}; !reflect.DeepEqual(b["MetricsConfigurations"], want) {
+		t.Errorf("bucket %s: MetricsConfigurations %#v, want %#v", bucket, b["MetricsConfigurations"], want)
 	}
 	res, attr, ok := getAtt(toQueue)
 	if !ok || attr != "Arn" || asMap(tp.resources[res])["Type"] != "AWS::SQS::Queue" {
@@ -725,7 +730,12 @@ var awsMetricDims = map[string]map[string]string{
 	"AWS/Lambda":  {"FunctionName": "function"},
 	"AWS/SQS":     {"QueueName": "queue"},
 	"AWS/Kinesis": {"StreamName": "stream"},
+	// Request metrics of the on-failure bucket's aws/lambda/ prefix (FailureBucketAlarm).
+	"AWS/S3": {"BucketName": "bucket", "FilterId": "filter"},
 }
+
+// failedBatchesFilter is the on-failure bucket's metrics configuration for the objects Lambda writes.
+const failedBatchesFilter = "FailedBatches"
 
 // streamName is the name of the stream the mapping reads, the StreamName dimension of its metrics.
 var streamName = map[string]any{"Fn::If": []any{"CreateStream", map[string]any{"Ref": "Stream"},
@@ -749,9 +759,13 @@ func TestDashboardAndAlarmsReadWhatTheCodeEmits(t *testing.T) {
 		refs = append(refs, widgetMetrics(t, tp, i, w)...)
 	}
 	// Placeholders name the template values the dashboard's dimensions must carry.
-	subValue := map[string]string{"function": placeholder(tp, functionID), "queue": "SUB(FailureQueue.QueueName)", "stream": "STREAM"}
+	subValue := map[string]string{"function": placeholder(tp, functionID), "queue": "SUB(FailureQueue.QueueName)", "stream": "STREAM",
+		"bucket": fmt.Sprint(map[string]any{"Ref": "FailureBucket"}), "filter": failedBatchesFilter}
 	nsValue := placeholder(tp, ns)
 	for _, a := range tp.resourcesOfType("AWS::CloudWatch::Alarm") {
+		if isSinkResource(tp, a) {
+			continue // TestSinkDashboardAndAlarmsReadWhatTheSinkEmits
+		}
 		refs = append(refs, alarmMetrics(t, tp, a, ns, nsValue, fnName, queue)...)
 	}
 
@@ -807,15 +821,20 @@ func TestDashboardAndAlarmsReadWhatTheCodeEmits(t *testing.T) {
 	}
 }
 
-// dashboardWidgets parses the one dashboard's body, with ${...} replaced by placeholders, and checks
-// the structure CloudWatch expects.
+// dashboardWidgets parses the source function's dashboard.
 func dashboardWidgets(t *testing.T, tp *tmpl) []widget {
 	t.Helper()
-	ids := tp.resourcesOfType("AWS::CloudWatch::Dashboard")
-	if len(ids) != 1 {
-		t.Fatalf("%d dashboards, want 1", len(ids))
+	return dashboardWidgetsOf(t, tp, "Dashboard")
+}
+
+// dashboardWidgetsOf parses a dashboard's body, with ${...} replaced by placeholders, and checks the
+// structure CloudWatch expects.
+func dashboardWidgetsOf(t *testing.T, tp *tmpl, id string) []widget {
+	t.Helper()
+	if asMap(tp.resources[id])["Type"] != "AWS::CloudWatch::Dashboard" {
+		t.Fatalf("no dashboard %s", id)
 	}
-	body, locals, ok := subString(tp.props(t, ids[0])["DashboardBody"])
+	body, locals, ok := subString(tp.props(t, id)["DashboardBody"])
 	if !ok || locals != nil {
 		t.Fatalf("DashboardBody is not an Fn::Sub of a string")
 	}

@@ -155,10 +155,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 
-	c.MetricsNamespace = p.str(VarMetricsNamespace, DefaultMetricsNamespace)
-	if len(c.MetricsNamespace) > 255 || strings.ContainsAny(c.MetricsNamespace, ":") {
-		p.fail(VarMetricsNamespace, strconv.Quote(c.MetricsNamespace), "a CloudWatch namespace: at most 255 characters, no colon")
-	}
+	c.MetricsNamespace = metricsNamespace(p)
 
 	if len(p.problems) > 0 {
 		return Config{}, &Error{Problems: p.problems}

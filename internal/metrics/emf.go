@@ -82,14 +82,18 @@ type metricDecl struct {
 
 // Observe writes the document for one invocation as a single line.
 func (e *EMF) Observe(_ context.Context, s *relay.Summary) {
-	doc := e.Document(s, time.Now())
+	writeLine(&e.mu, e.w, e.Document(s, time.Now()))
+}
+
+// writeLine writes doc as one JSON line; mu serializes the writers of w.
+func writeLine(mu *sync.Mutex, w io.Writer, doc map[string]any) {
 	line, err := json.Marshal(doc)
 	if err != nil {
 		return // cannot happen: the document holds strings and numbers only
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, _ = e.w.Write(append(line, '\n'))
+	mu.Lock()
+	defer mu.Unlock()
+	_, _ = w.Write(append(line, '\n'))
 }
 
 // Document builds the EMF document for one invocation. A metric without a value in this invocation
@@ -134,8 +138,14 @@ func (e *EMF) Document(s *relay.Summary, now time.Time) map[string]any {
 		"shardId":   s.ShardID,
 		"outcome":   s.Outcome,
 	}
-	decls := make([]metricDecl, 0, len(Metrics))
-	for _, m := range Metrics {
+	return withMetrics(doc, values, Metrics, e.namespace, DimensionSets, now)
+}
+
+// withMetrics adds to doc the metrics of list that have a value in values, in list order, and the
+// _aws metadata declaring them.
+func withMetrics(doc, values map[string]any, list []Metric, namespace string, dims [][]string, now time.Time) map[string]any {
+	decls := make([]metricDecl, 0, len(list))
+	for _, m := range list {
 		if v, ok := values[m.Name]; ok {
 			decls = append(decls, metricDecl{m.Name, m.Unit})
 			doc[m.Name] = v
@@ -143,7 +153,7 @@ func (e *EMF) Document(s *relay.Summary, now time.Time) map[string]any {
 	}
 	doc["_aws"] = map[string]any{
 		"Timestamp":         now.UnixMilli(),
-		"CloudWatchMetrics": []directive{{Namespace: e.namespace, Dimensions: DimensionSets, Metrics: decls}},
+		"CloudWatchMetrics": []directive{{Namespace: namespace, Dimensions: dims, Metrics: decls}},
 	}
 	return doc
 }
