@@ -35,10 +35,11 @@ const (
 
 // onceEnv is a topic in a namespace of its own and an audit table: what the processes of one test share.
 type onceEnv struct {
-	url   string
-	topic string
-	db    *dynamodb.Client
-	table string
+	partitioned bool // the topic is read partition after partition: order holds per partition only
+	url         string
+	topic       string
+	db          *dynamodb.Client
+	table       string
 }
 
 func newOnceEnvB(b *testing.B) *onceEnv { return newOnceEnv(b, true) }
@@ -190,6 +191,9 @@ func (e *onceEnv) exactlyOnce(t *testing.T, want []string) {
 	if dups != 0 || missing != 0 || len(got) != len(want) {
 		t.Fatalf("topic holds %d messages for %d records: %d duplicates, %d missing", len(got), len(want), dups, missing)
 	}
+	if e.partitioned {
+		return
+	}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("message %d is %q, want %q (order)", i, got[i], want[i])
@@ -237,9 +241,24 @@ func TestOnceSameBatchTwice(t *testing.T) {
 }
 
 // A crash after publishing, before the checkpoint: the retry gives the same records the same ids and
-// the broker drops every one of them.
+// the broker drops every one of them; on a partitioned topic too (each partition deduplicates on its
+// own, and a key goes to the same partition on every attempt).
 func TestOnceCrashBeforeCheckpoint(t *testing.T) {
+	for _, partitions := range []int{0, 3} {
+		t.Run(fmt.Sprintf("partitions=%d", partitions), func(t *testing.T) { crashBeforeCheckpoint(t, partitions) })
+	}
+}
+
+func crashBeforeCheckpoint(t *testing.T, partitions int) {
 	e := newOnceEnv(t, true)
+	if partitions > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := localenv.Require(t).Admin().CreatePartitionedTopic(ctx, e.topic, partitions); err != nil {
+			t.Fatal(err)
+		}
+		e.partitioned = true
+	}
 	ev, want := onceBatch(t, "once-crash", 200)
 	a := e.newProcess(t, relay.Options{}, true)
 	resp := a.handle(t, time.Minute, ev)

@@ -149,7 +149,7 @@ func (r *Relay) releaseProducers(b *batch, s *Summary) (reset bool) {
 	// No receipt at all, and not because of a record the broker can never take: the connection or the
 	// credentials are suspect (a half-open connection, a rotated certificate). A poison record instead
 	// fails every retry the same way, and rebuilding the client for it would only add reconnects.
-	if s.Published == 0 && s.DeadLettered == 0 && s.Messages > 0 && !permanent(s.Cause) {
+	if s.Published == 0 && s.DeadLettered == 0 && s.Messages > 0 && !permanent(s.Cause) && !errors.Is(s.Cause, errSequence) {
 		r.log.Warn("no message confirmed: replacing the Pulsar client", "shardId", s.ShardID, "cause", s.Cause)
 		return true
 	}
