@@ -29,6 +29,9 @@ import (
 func TestFaults(t *testing.T) {
 	localenv.Require(t)
 	fb := startFaultBroker(t)
+	if effectivelyOnce() {
+		fb.onceTable = onceTable(t)
+	}
 	scenarios := []struct {
 		name string
 		run  func(*testing.T, *faultBroker)
@@ -88,10 +91,32 @@ func vars(fb *faultBroker, topic string, extra ...string) map[string]string {
 		"PULSAR_OPERATION_TIMEOUT_MS": "3000",
 		"DEADLINE_MARGIN_MS":          "500",
 	}
+	if fb.onceTable != "" {
+		v["PROCESSING_GUARANTEE"], v["AUDIT_TABLE_NAME"] = "effectivelyOnce", fb.onceTable
+	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		v[extra[i]] = extra[i+1]
 	}
 	return v
+}
+
+// onceTable creates the audit table of the effectively-once run (scenarios with a table of their own
+// keep theirs: the sequence ids then live there).
+func onceTable(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg, err := localenv.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := dynamodb.NewFromConfig(cfg)
+	table := fmt.Sprintf("faults-once-%d", time.Now().UnixNano())
+	if err := audit.CreateTable(ctx, db, table); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &table}) })
+	return table
 }
 
 func topic(t *testing.T) string { return pulsartest.Topic(t, "faults") }

@@ -203,9 +203,20 @@ type faultBroker struct {
 	admin     *localenv.Admin
 	reader    pulsar.Client // reads over the direct listener
 
+	// onceTable is the audit table of the effectively-once run (KP_FAULTS_GUARANTEE=effectivelyOnce),
+	// where the shards' sequence ids live; "" in the at-least-once run.
+	onceTable string
+
 	mu   sync.Mutex
 	down bool // killed and not restarted yet
 }
+
+// effectivelyOnce reports whether the matrix runs in PROCESSING_GUARANTEE=effectivelyOnce
+// (KP_FAULTS_GUARANTEE=effectivelyOnce; the default is the at-least-once matrix).
+func effectivelyOnce() bool { return os.Getenv("KP_FAULTS_GUARANTEE") == "effectivelyOnce" }
+
+// onceBrokerConf turns broker deduplication on, which the effectively-once mode needs.
+const onceBrokerConf = "\nbrokerDeduplicationEnabled=true\n"
 
 // Broker settings of the fault broker (merged over the stack's, see infra/local/pulsar/standalone.conf).
 const faultBrokerConf = `
@@ -238,7 +249,11 @@ func startFaultBroker(t *testing.T) *faultBroker {
 	ports := freePorts(t, 2)
 	px := newProxy(t, "pulsar", fmt.Sprintf("127.0.0.1:%d", ports[0]))
 	conf := filepath.Join(t.TempDir(), "faults.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, faultBrokerConf, portOf(px.Addr()), ports[0]), 0o644); err != nil {
+	settings := fmt.Appendf(nil, faultBrokerConf, portOf(px.Addr()), ports[0])
+	if effectivelyOnce() {
+		settings = append(settings, onceBrokerConf...)
+	}
+	if err := os.WriteFile(conf, settings, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	name := fmt.Sprintf("faults-%d", os.Getpid())
@@ -413,16 +428,20 @@ func newInproc(t *testing.T, vars map[string]string, timeout time.Duration, endp
 		pool.Close(ctx)
 	})
 	var auditor relay.Auditor
+	var db *dynamodb.Client
 	if cfg.Audit.Table != "" {
-		db := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
+		db = dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
 			if endpoints.dynamoDB != "" {
 				o.BaseEndpoint = aws.String(endpoints.dynamoDB)
 			}
 		})
 		auditor = audit.New(db, audit.Options{Table: cfg.Audit.Table, Retention: cfg.Audit.Retention})
 	}
-	counting := &countingProducers{Producers: pool}
+	counting := &countingProducers{Producers: pool, named: pool}
 	r := relay.New(cfg.Relay, counting, auditor, nil, log)
+	if cfg.Relay.Guarantee == relay.EffectivelyOnce {
+		r.EnableEffectivelyOnce(audit.NewSequences(db, cfg.Audit.Table, 0), counting)
+	}
 	return &inproc{relay: r, pool: pool, handler: lambda.NewHandler(r.Handle), timeout: timeout, log: logs, counting: counting}
 }
 
@@ -455,6 +474,7 @@ func (f *inproc) invoke(t testing.TB, ev events.KinesisEvent) outcome {
 // while a batch is in flight.
 type countingProducers struct {
 	relay.Producers
+	named    relay.NamedProducers // the effectively-once mode's producers
 	receipts atomic.Int64
 	resets   atomic.Int64
 	mu       sync.Mutex
@@ -492,6 +512,15 @@ func (c *countingProducers) Producer(ctx context.Context, topic string, kind pro
 		return nil, created, err
 	}
 	return &countingProducer{Producer: p, c: c}, created, nil
+}
+
+// Named counts the receipts of the effectively-once mode's producers.
+func (c *countingProducers) Named(ctx context.Context, topic string, kind producer.Kind, name string) (pulsar.Producer, error) {
+	p, err := c.named.Named(ctx, topic, kind, name)
+	if err != nil {
+		return nil, err
+	}
+	return &countingProducer{Producer: p, c: c}, nil
 }
 
 // End counts the relay's client replacements (after an invocation without progress).
