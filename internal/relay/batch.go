@@ -45,7 +45,11 @@ type batch struct {
 	starts  []int // record i owns msgs[starts[i]:starts[i+1]]
 
 	producers map[producerKey]pulsar.Producer // this invocation's producers, looked up once
-	created   int
+	// Producers that could not be created, with why: one attempt per topic and kind per batch. Each
+	// attempt is a lookup and a CreateProducer round trip; thousands of records for a terminated topic
+	// would otherwise spend the invocation on them (sender goroutine only).
+	unavailable map[producerKey]error
+	created     int
 	// The producer of the previous message: consecutive messages almost always share it, and a struct
 	// comparison is cheaper than hashing the topic (sender goroutine only).
 	lastKey      producerKey
@@ -141,11 +145,18 @@ func (b *batch) producer(ctx context.Context, topic string, kind producer.Kind) 
 		b.lastKey, b.lastProducer = k, p
 		return p, nil
 	}
+	if err, ok := b.unavailable[k]; ok {
+		return nil, err
+	}
 	p, created, err := b.r.producers.Producer(ctx, topic, kind)
 	if created {
 		b.created++
 	}
 	if err != nil {
+		if b.unavailable == nil {
+			b.unavailable = map[producerKey]error{}
+		}
+		b.unavailable[k] = err
 		return nil, err
 	}
 	b.producers[k] = p
@@ -282,9 +293,10 @@ func (b *batch) await(ctx context.Context) {
 	}
 }
 
-// deadLetter writes the records that can never reach their topic to the dead-letter topic.
+// deadLetter writes the records that can never reach their topic to the dead-letter topic, until done
+// or ctx ends. ctx is the dead letters' own budget: publishing may have used up all of its time.
 func (b *batch) deadLetter(ctx context.Context) {
-	if b.r.opts.DeadLetterTopic == "" || ctx.Err() != nil {
+	if b.r.opts.DeadLetterTopic == "" {
 		return
 	}
 	b.mu.Lock()
@@ -301,6 +313,9 @@ func (b *batch) deadLetter(ctx context.Context) {
 		}
 	}
 	b.mu.Unlock()
+	if len(todo) == 0 {
+		return
+	}
 
 	for _, i := range todo {
 		if ctx.Err() != nil {

@@ -32,6 +32,9 @@ type fakeProducers struct {
 	events []string // "send <topic> <n>" and "ack <topic> <n>", in order
 	prods  map[string]*fakeProducer
 	err    error // Producer fails with it when set
+	// refuse makes Producer fail for one topic; attempts counts Producer calls per topic.
+	refuse   map[string]error
+	attempts map[string]int
 }
 
 func newFake(a answer) *fakeProducers {
@@ -44,8 +47,15 @@ func newFake(a answer) *fakeProducers {
 func (f *fakeProducers) Producer(_ context.Context, topic string, kind producer.Kind) (pulsar.Producer, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.attempts == nil {
+		f.attempts = map[string]int{}
+	}
+	f.attempts[topic]++
 	if f.err != nil {
 		return nil, false, f.err
+	}
+	if err := f.refuse[topic]; err != nil {
+		return nil, false, err
 	}
 	k := fmt.Sprintf("%s/%s", topic, kind)
 	p, ok := f.prods[k]
@@ -546,5 +556,97 @@ func TestPermanent(t *testing.T) {
 		if got := permanent(tc.err); got != tc.want {
 			t.Errorf("permanent(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// Publishing that waits until its stop deadline must still leave the dead letters their own time:
+// record 0 can never reach its topic, record 1 is never answered. Record 0 goes to the dead-letter
+// topic, and the response names record 1; before, the dead letters were skipped at the stop deadline
+// and every retry named record 0.
+func TestDeadLettersHaveTheirOwnBudget(t *testing.T) {
+	const dlq = "persistent://public/default/dlq"
+	fake := newFake(func(tp string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+		switch {
+		case tp == dlq:
+			return 0, nil, false
+		case n == 0:
+			return 0, pulsar.ErrMessageTooLarge, false
+		}
+		return 0, nil, n >= 1
+	})
+	ev := plainEvent(3)
+	a := &auditBudget{}
+	start := time.Now()
+	const timeout, margin = 1500 * time.Millisecond, 600 * time.Millisecond
+	resp, s, err := run(t, Options{DeadLetterTopic: dlq, DeadlineMargin: margin}, fake, a, ev, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := failedAt(resp), ev.Records[1].Kinesis.SequenceNumber; got != want || s.DeadLettered != 1 {
+		t.Errorf("response names %s after %d dead letter(s), want record 1 (%s) after 1", got, s.DeadLettered, want)
+	}
+	if took := time.Since(start); took > timeout-50*time.Millisecond {
+		t.Errorf("returned after %v of %v", took, timeout)
+	}
+	if a.left < (margin-maxResponseReserve)/2-50*time.Millisecond {
+		t.Errorf("the audit write had %v left, want about half of the margin after the response's reserve", a.left)
+	}
+}
+
+// The dead letters wait no longer than their budget when the dead-letter topic never answers: the
+// audit write and the response still get theirs.
+func TestSlowDeadLettersLeaveTheAuditItsBudget(t *testing.T) {
+	const dlq = "persistent://public/default/dlq"
+	fake := newFake(func(tp string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+		if tp == dlq {
+			return 0, nil, true
+		}
+		return 0, pulsar.ErrMessageTooLarge, false
+	})
+	ev := plainEvent(3)
+	a := &auditBudget{}
+	start := time.Now()
+	const timeout, margin = 1500 * time.Millisecond, 600 * time.Millisecond
+	resp, s, err := run(t, Options{DeadLetterTopic: dlq, DeadlineMargin: margin}, fake, a, ev, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failedAt(resp) != ev.Records[0].Kinesis.SequenceNumber || s.DeadLettered != 0 {
+		t.Errorf("response %v after %d dead letters, want record 0 reported", resp, s.DeadLettered)
+	}
+	if a.left < (margin-maxResponseReserve)/2-50*time.Millisecond {
+		t.Errorf("the audit write had %v left, want about half of the margin after the response's reserve", a.left)
+	}
+	if took := time.Since(start); took > timeout-50*time.Millisecond {
+		t.Errorf("returned after %v of %v", took, timeout)
+	}
+}
+
+// auditBudget records how much time its context left the audit write.
+type auditBudget struct{ left time.Duration }
+
+func (a *auditBudget) Record(ctx context.Context, _ audit.Batch) error {
+	if d, ok := ctx.Deadline(); ok && ctx.Err() == nil {
+		a.left = time.Until(d)
+	}
+	return nil
+}
+
+// A producer that cannot be created (a terminated topic) is tried once per batch, not once per
+// message: each attempt is a lookup and a CreateProducer round trip.
+func TestProducerCreationFailureIsRememberedForTheBatch(t *testing.T) {
+	const dlq = "persistent://public/default/dlq"
+	fake := newFake(nil)
+	fake.refuse = map[string]error{topic: errors.New("server error: TopicTerminatedError: Topic was already terminated")}
+	ev := plainEvent(500)
+	resp, s, err := run(t, Options{DeadLetterTopic: dlq}, fake, nil, ev, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.BatchItemFailures) != 0 || s.DeadLettered != 500 {
+		t.Errorf("response %v, %d dead-lettered; want all 500", resp, s.DeadLettered)
+	}
+	if fake.attempts[topic] != 1 || fake.attempts[dlq] != 1 {
+		t.Errorf("producer attempts %v, want one per topic", fake.attempts)
 	}
 }
