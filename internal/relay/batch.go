@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +69,8 @@ type batch struct {
 	stopped   bool                 // a failure that Lambda must retry: sending more only makes duplicates
 	cause     error                // the first such failure
 	deadline  bool                 // waiting ended at the stop deadline
+	// noPublishTime: the invocation began past its publishing deadline
+	noPublishTime bool
 }
 
 func (r *Relay) newBatch(records []events.KinesisEventRecord) *batch {
@@ -231,6 +234,18 @@ func (b *batch) closedProducers() map[producerKey]pulsar.Producer {
 	}
 	return out
 }
+
+// noTime stops the batch before anything is sent: the deadline margin leaves no time to publish.
+func (b *batch) noTime(margin, left time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.noPublishTime = true
+	b.stopLocked(fmt.Errorf("%w: the invocation had %v left, the deadline margin is %v; lower the margin or raise the function timeout",
+		errNoPublishTime, left.Round(time.Millisecond), margin))
+}
+
+// errNoPublishTime: the deadline margin is not shorter than the invocation's time left.
+var errNoPublishTime = errors.New("no time to publish")
 
 func (b *batch) stopLocked(err error) {
 	if !b.stopped {

@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
@@ -61,12 +64,24 @@ func New(opts Options, producers Producers, auditor Auditor, observer Observer, 
 // Handle publishes the batch and returns the partial batch response. It returns an error only when no
 // valid item identifier exists for the first unfinished record; Lambda then retries the whole batch.
 func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+	if err := checkEvent(ev); err != nil {
+		// A trigger attached by mistake: answering success would have its source checkpoint events
+		// that were never published.
+		r.log.ErrorContext(ctx, "invocation refused", "error", err)
+		return events.KinesisEventResponse{}, err
+	}
 	started := time.Now()
 	inv, reset := r.producers.Begin(), false
-	// Deferred: aws-lambda-go recovers a panicking handler, and the environment lives on.
+	// Deferred, so End runs on a panic too: aws-lambda-go recovers it only to report it, then the
+	// process exits, and an invocation still running on another goroutine ends with it.
 	defer func() { r.producers.End(inv, reset) }()
 	b := r.newBatch(ev.Records)
 	d := r.deadlines(ctx)
+	if d.set && !started.Before(d.publish) {
+		b.noTime(r.opts.DeadlineMargin, d.publish.Add(r.opts.DeadlineMargin).Sub(started))
+		r.log.ErrorContext(ctx, "no time to publish: the deadline margin is not shorter than the invocation's time left",
+			"deadlineMargin", r.opts.DeadlineMargin.String(), "error", b.cause)
+	}
 	publishCtx, cancel := d.context(ctx, d.publish)
 	b.publish(publishCtx)
 	cancel()
@@ -102,6 +117,28 @@ func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.Kine
 		r.observer.Observe(ctx, s)
 	}
 	return resp, err
+}
+
+// checkEvent refuses an event that is not a batch of Kinesis records, saying what arrived.
+func checkEvent(ev events.KinesisEvent) error {
+	if len(ev.Records) == 0 {
+		return errors.New("not a Kinesis event: it holds no records (no Records array, or an empty one); nothing was published")
+	}
+	sources := map[string]int{}
+	for i := range ev.Records {
+		if src := ev.Records[i].EventSource; src != "aws:kinesis" {
+			sources[src]++
+		}
+	}
+	if len(sources) == 0 {
+		return nil
+	}
+	var parts []string
+	for _, src := range slices.Sorted(maps.Keys(sources)) {
+		parts = append(parts, fmt.Sprintf("%d with eventSource %q", sources[src], src))
+	}
+	return fmt.Errorf("not a Kinesis event: of its %d records, %s, where \"aws:kinesis\" is expected (is a trigger other than a Kinesis stream attached to the function?); nothing was published",
+		len(ev.Records), strings.Join(parts, " and "))
 }
 
 // logSummary writes the invocation's summary line and, when records failed, one line with the cause.

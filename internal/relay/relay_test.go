@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -498,7 +500,7 @@ func TestProducerRelease(t *testing.T) {
 func TestArrivalTimeRoundsToTheMillisecond(t *testing.T) {
 	var ev events.KinesisEvent
 	for ms := 0; ms < 1000; ms++ {
-		body := fmt.Sprintf(`{"Records":[{"eventID":"shardId-000000000000:1","eventSourceARN":"arn:aws:kinesis:us-east-1:1:stream/s",
+		body := fmt.Sprintf(`{"Records":[{"eventSource":"aws:kinesis","eventID":"shardId-000000000000:1","eventSourceARN":"arn:aws:kinesis:us-east-1:1:stream/s",
 			"kinesis":{"sequenceNumber":"%d","partitionKey":"k","data":"eA==","approximateArrivalTimestamp":1545084650.%03d}}]}`, ms+1, ms)
 		var one events.KinesisEvent
 		if err := json.Unmarshal([]byte(body), &one); err != nil {
@@ -648,5 +650,74 @@ func TestProducerCreationFailureIsRememberedForTheBatch(t *testing.T) {
 	}
 	if fake.attempts[topic] != 1 || fake.attempts[dlq] != 1 {
 		t.Errorf("producer attempts %v, want one per topic", fake.attempts)
+	}
+}
+
+// A trigger attached by mistake (SQS, DynamoDB Streams, S3, a schedule) must fail the invocation with
+// an error saying what arrived, and publish nothing: a success would checkpoint events never published.
+func TestRefusesEventsThatAreNotKinesis(t *testing.T) {
+	kinesisRecord := plainEvent(1).Records[0]
+	for _, tc := range []struct {
+		name, payload string
+		want          []string
+	}{
+		{"sqs", `{"Records":[{"messageId":"1","eventSource":"aws:sqs","body":"x"},{"messageId":"2","eventSource":"aws:sqs","body":"y"}]}`,
+			[]string{`2 with eventSource "aws:sqs"`, "of its 2 records"}},
+		{"dynamodb streams", `{"Records":[{"eventID":"1","eventSource":"aws:dynamodb","dynamodb":{"Keys":{}}}]}`,
+			[]string{`1 with eventSource "aws:dynamodb"`}},
+		{"s3", `{"Records":[{"eventSource":"aws:s3","s3":{"bucket":{"name":"b"}}}]}`, []string{`1 with eventSource "aws:s3"`}},
+		{"no records", `{"version":"0","detail-type":"Scheduled Event","source":"aws.events","detail":{}}`, []string{"holds no records"}},
+		{"empty records", `{"Records":[]}`, []string{"holds no records"}},
+		{"one stray record", func() string {
+			b, _ := json.Marshal(events.KinesisEvent{Records: []events.KinesisEventRecord{kinesisRecord, {EventSource: "aws:sqs"}}})
+			return string(b)
+		}(), []string{`1 with eventSource "aws:sqs"`, "of its 2 records"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ev events.KinesisEvent
+			if err := json.Unmarshal([]byte(tc.payload), &ev); err != nil {
+				t.Fatal(err)
+			}
+			fake := newFake(nil)
+			_, s, err := run(t, Options{}, fake, nil, ev, 5*time.Second)
+			if err == nil {
+				t.Fatal("handled, want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if len(fake.sent) > 0 || len(fake.attempts) > 0 || s != nil {
+				t.Errorf("sent %v, producers asked %v, summary %v: want nothing done", fake.sent, fake.attempts, s)
+			}
+		})
+	}
+}
+
+// A DEADLINE_MARGIN_MS as long as the invocation's time leaves nothing to publish: the log and the
+// metrics say so, rather than every batch failing with the generic deadline cause.
+func TestNoTimeToPublish(t *testing.T) {
+	var logs strings.Builder
+	obs := &lastSummary{}
+	r := New(Options{Topic: topic, DeadlineMargin: time.Second}, newFake(nil), nil, obs, slog.New(slog.NewTextHandler(&logs, nil)))
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	ev := plainEvent(2)
+	resp, err := r.Handle(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := obs.s
+	if failedAt(resp) != ev.Records[0].Kinesis.SequenceNumber || !s.NoPublishTime || !errors.Is(s.Cause, errNoPublishTime) {
+		t.Fatalf("response %v, no publish time %v, cause %v", resp, s.NoPublishTime, s.Cause)
+	}
+	if !strings.Contains(logs.String(), "no time to publish") || !strings.Contains(s.Cause.Error(), "deadline margin is 1s") {
+		t.Errorf("cause %v; log:\n%s", s.Cause, logs.String())
+	}
+	// With time to publish, nothing is said.
+	_, s, _ = run(t, Options{DeadlineMargin: 100 * time.Millisecond}, newFake(nil), nil, plainEvent(2), 5*time.Second)
+	if s.NoPublishTime {
+		t.Errorf("no publish time reported with 5 s left and a 100 ms margin")
 	}
 }
