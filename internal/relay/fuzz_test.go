@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,6 +195,11 @@ func FuzzHandlePayload(f *testing.F) {
 		`{"Records":[{"eventSource":"aws:kinesis","eventID":"shardId-000000000000:","eventSourceARN":"arn:aws:kinesis:r:a:stream/","kinesis":{"data":""}}]}`,
 		`{"Records":[{"eventSource":"aws:s3","s3":{"bucket":{"name":"b"}}}]}`,
 		`{"version":"0","detail-type":"Scheduled Event","source":"aws.events"}`,
+		// Nesting at and past encoding/json's limit of 10,000, inside a record and around the event.
+		`{"Records":[{"eventSource":"aws:kinesis","x":` + strings.Repeat("[", 9997) + strings.Repeat("]", 9997) + `,"kinesis":{"data":"AAAA","sequenceNumber":"1"}}]}`,
+		`{"Records":[{"eventSource":"aws:kinesis","x":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `,"kinesis":{"data":"AAAA","sequenceNumber":"1"}}]}`,
+		`{"Records":[{"eventSource":"aws:kinesis","x":` + strings.Repeat(`{"a":`, 100000),
+		strings.Repeat("[", 100000),
 	} {
 		f.Add([]byte(s), false)
 		f.Add([]byte(s), true)
