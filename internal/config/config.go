@@ -146,6 +146,7 @@ func Load(getenv func(string) string) (Config, error) {
 		p.fail(VarMetricsNamespace, strconv.Quote(c.MetricsNamespace), "a CloudWatch namespace: at most 255 characters, no colon")
 	}
 
+	refuseUnsafe(p, &c)
 	if len(p.problems) > 0 {
 		return Config{}, &Error{Problems: p.problems}
 	}
