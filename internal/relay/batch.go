@@ -361,6 +361,9 @@ func (b *batch) deadLetter(ctx context.Context) {
 		b.r.log.Warn("dead-lettering record", "sequenceNumber", s.rec.Kinesis.SequenceNumber,
 			"subSequenceNumber", m.sub, "shardId", s.shardID, "topic", s.topic, "deadLetterTopic", topic,
 			"cause", cause)
+		if deadLetterDoneAtSend() {
+			b.complete(i, nil, nil, 0)
+		}
 		p.SendAsync(ctx, pm, func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
 			b.noteClosed(topic, producer.DeadLetter, err)
 			b.complete(i, id, err, 0)

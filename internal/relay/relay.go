@@ -109,6 +109,7 @@ func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.Kine
 		}
 	}
 
+	failed = mutateFailed(failed, len(ev.Records))
 	resp, err := b.response(failed)
 	s.Duration = time.Since(started)
 	s.finish(failed, len(ev.Records), resp)
