@@ -561,66 +561,55 @@ func TestPermanent(t *testing.T) {
 	}
 }
 
-// Publishing that waits until its stop deadline must still leave the dead letters their own time:
-// record 0 can never reach its topic, record 1 is never answered. Record 0 goes to the dead-letter
-// topic, and the response names record 1; before, the dead letters were skipped at the stop deadline
-// and every retry named record 0.
-func TestDeadLettersHaveTheirOwnBudget(t *testing.T) {
+// The deadline margin gives the dead letters, the audit write and the response a budget each.
+func TestDeadlineBudgets(t *testing.T) {
 	const dlq = "persistent://public/default/dlq"
-	fake := newFake(func(tp string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
-		switch {
-		case tp == dlq:
-			return 0, nil, false
-		case n == 0:
-			return 0, pulsar.ErrMessageTooLarge, false
-		}
-		return 0, nil, n >= 1
-	})
-	ev := plainEvent(3)
-	a := &auditBudget{}
-	start := time.Now()
-	const timeout, margin = 1500 * time.Millisecond, 600 * time.Millisecond
-	resp, s, err := run(t, Options{DeadLetterTopic: dlq, DeadlineMargin: margin}, fake, a, ev, timeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := failedAt(resp), ev.Records[1].Kinesis.SequenceNumber; got != want || s.DeadLettered != 1 {
-		t.Errorf("response names %s after %d dead letter(s), want record 1 (%s) after 1", got, s.DeadLettered, want)
-	}
-	if took := time.Since(start); took > timeout-50*time.Millisecond {
-		t.Errorf("returned after %v of %v", took, timeout)
-	}
-	if a.left < (margin-maxResponseReserve)/2-50*time.Millisecond {
-		t.Errorf("the audit write had %v left, want about half of the margin after the response's reserve", a.left)
-	}
-}
-
-// The dead letters wait no longer than their budget when the dead-letter topic never answers: the
-// audit write and the response still get theirs.
-func TestSlowDeadLettersLeaveTheAuditItsBudget(t *testing.T) {
-	const dlq = "persistent://public/default/dlq"
-	fake := newFake(func(tp string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
-		if tp == dlq {
+	for _, tc := range []struct {
+		name       string
+		answer     answer
+		wantFailed int // record the response names
+		wantDead   int
+	}{
+		// Record 0 can never reach its topic, record 1 is never answered: publishing waits until its
+		// stop deadline, and record 0 must still go to the dead-letter topic. Before, the dead letters
+		// were skipped at the stop deadline and every retry named record 0: the shard stalled.
+		{"publishing used all its time", func(tp string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+			switch {
+			case tp == dlq:
+				return 0, nil, false
+			case n == 0:
+				return 0, pulsar.ErrMessageTooLarge, false
+			}
 			return 0, nil, true
-		}
-		return 0, pulsar.ErrMessageTooLarge, false
-	})
-	ev := plainEvent(3)
-	a := &auditBudget{}
-	start := time.Now()
-	const timeout, margin = 1500 * time.Millisecond, 600 * time.Millisecond
-	resp, s, err := run(t, Options{DeadLetterTopic: dlq, DeadlineMargin: margin}, fake, a, ev, timeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if failedAt(resp) != ev.Records[0].Kinesis.SequenceNumber || s.DeadLettered != 0 {
-		t.Errorf("response %v after %d dead letters, want record 0 reported", resp, s.DeadLettered)
-	}
-	if a.left < (margin-maxResponseReserve)/2-50*time.Millisecond {
-		t.Errorf("the audit write had %v left, want about half of the margin after the response's reserve", a.left)
-	}
-	if took := time.Since(start); took > timeout-50*time.Millisecond {
-		t.Errorf("returned after %v of %v", took, timeout)
+		}, 1, 1},
+		// The dead-letter topic never answers: the dead letters stop at their budget's end, and the
+		// audit write and the response still get theirs.
+		{"dead letters never confirmed", func(tp string, _ int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+			if tp == dlq {
+				return 0, nil, true
+			}
+			return 0, pulsar.ErrMessageTooLarge, false
+		}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := plainEvent(3)
+			a := &auditBudget{}
+			start := time.Now()
+			const timeout, margin = 1500 * time.Millisecond, 600 * time.Millisecond
+			resp, s, err := run(t, Options{DeadLetterTopic: dlq, DeadlineMargin: margin}, newFake(tc.answer), a, ev, timeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := failedAt(resp), ev.Records[tc.wantFailed].Kinesis.SequenceNumber; got != want || s.DeadLettered != tc.wantDead {
+				t.Errorf("response names %s after %d dead letter(s), want record %d (%s) after %d", got, s.DeadLettered, tc.wantFailed, want, tc.wantDead)
+			}
+			if took := time.Since(start); took > timeout-50*time.Millisecond {
+				t.Errorf("returned after %v of %v", took, timeout)
+			}
+			if a.left < (margin-maxResponseReserve)/2-50*time.Millisecond {
+				t.Errorf("the audit write had %v left, want about half of the margin after the response's reserve", a.left)
+			}
+		})
 	}
 }
 
