@@ -48,7 +48,7 @@ func main() {
 		os.Exit(1)
 	}
 	for _, w := range config.Warnings(cfg) {
-		log.Warn("insecure configuration: " + w)
+		log.Warn("insecure configuration", "warning", w)
 	}
 
 	var awsCfg aws.Config
