@@ -7,8 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 )
@@ -44,7 +47,9 @@ func TestMutantsAreCaught(t *testing.T) {
 			if err == nil || !bytes.Contains(out, []byte("INVARIANT VIOLATED")) || len(caughtBy) == 0 {
 				t.Fatalf("mutant %s survived the fault matrix (%v):\n%s", m, err, tail(out, 60))
 			}
-			t.Logf("MUTANT %s caught by %v in %v", m, caughtBy, time.Since(started).Round(time.Second))
+			_, violations, _ := bytes.Cut(out, []byte("INVARIANT VIOLATED"))
+			t.Logf("MUTANT %s caught by %v in %v:%s", m, caughtBy, time.Since(started).Round(time.Second),
+				bytes.Join(bytes.SplitN(violations, []byte("\n"), 4)[:3], []byte("\n")))
 		})
 	}
 }
@@ -56,4 +61,38 @@ func tail(out []byte, n int) []byte {
 		lines = lines[len(lines)-n:]
 	}
 	return bytes.Join(lines, []byte("\n"))
+}
+
+// The checker itself: a record acknowledged done whose receipt came after the response, or never, is
+// a violation even when the record ends up in Pulsar (a warm producer's resend); one confirmed before
+// the response is not.
+func TestCheckerWantsTheReceiptBeforeTheResponse(t *testing.T) {
+	returned := time.Now()
+	for _, tc := range []struct {
+		name    string
+		receipt time.Duration // relative to the response; 0: none
+		want    string
+	}{
+		{"before the response", -time.Millisecond, ""},
+		{"after the response", time.Millisecond, "after the response"},
+		{"never", 0, "never had a broker receipt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLedger(t, nil, "persistent://public/default/checker", "", batchSpec{stream: "checker", n: 3, size: 16})
+			c := &countingProducers{}
+			// Receipts for records 0 and 2 before the response; record 1's as the case says.
+			c.first = map[string]time.Time{
+				receiptKey(l.shardID, l.records[0].Kinesis.SequenceNumber, ""): returned.Add(-time.Millisecond),
+				receiptKey(l.shardID, l.records[2].Kinesis.SequenceNumber, ""): returned.Add(-time.Millisecond),
+			}
+			if tc.receipt != 0 {
+				c.first[receiptKey(l.shardID, l.records[1].Kinesis.SequenceNumber, "")] = returned.Add(tc.receipt)
+			}
+			l.apply(0, outcome{resp: events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{}}, returned: returned, receipts: c})
+			got := strings.Join(l.violations, "\n")
+			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+				t.Errorf("violations %q, want one saying %q", got, tc.want)
+			}
+		})
+	}
 }
