@@ -229,7 +229,7 @@ func (l *ledger) receivedBefore(o outcome, i int) {
 		at, ok := o.receipts.receivedAt(l.shardID, seq, sub)
 		switch {
 		case !ok:
-			l.violate("invocation %d acknowledged record %d done, but message %s never had a broker receipt", l.invocations, i, w.id())
+			l.violate("invocation %d acknowledged record %d done, but message %s had no broker receipt when it returned", l.invocations, i, w.id())
 		case at.After(o.returned):
 			l.violate("invocation %d acknowledged record %d done, but message %s had its broker receipt %v after the response: "+
 				"a reclaimed environment would have lost it", l.invocations, i, w.id(), at.Sub(o.returned).Round(time.Microsecond))

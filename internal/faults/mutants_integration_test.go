@@ -75,7 +75,7 @@ func TestCheckerWantsTheReceiptBeforeTheResponse(t *testing.T) {
 	}{
 		{"before the response", -time.Millisecond, ""},
 		{"after the response", time.Millisecond, "after the response"},
-		{"never", 0, "never had a broker receipt"},
+		{"never", 0, "no broker receipt when it returned"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLedger(t, nil, "persistent://public/default/checker", "", batchSpec{stream: "checker", n: 3, size: 16})
