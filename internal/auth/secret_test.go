@@ -85,6 +85,8 @@ func TestParse(t *testing.T) {
 		{"number", `{"type":"token","token":12345}`, "", `"token" must be a string`},
 		{"oauth2 missing", js(map[string]string{"type": "oauth2", "privateKey": creds}), "", `"issuerUrl", "audience"`},
 		{"oauth2 bad url", js(map[string]string{"type": "oauth2", "issuerUrl": "ftp://x", "audience": "a", "privateKey": creds}), "", "not an http(s) URL"},
+		{"oauth2 cleartext issuer", js(map[string]string{"type": "oauth2", "issuerUrl": "http://auth.example.com", "audience": "a", "privateKey": creds}), "", "cleartext"},
+		{"oauth2 loopback issuer", js(map[string]string{"type": "oauth2", "issuerUrl": "http://127.0.0.1:8081", "audience": "a", "privateKey": creds}), typeOAuth2, ""},
 		{"oauth2 bad key", js(map[string]string{"type": "oauth2", "issuerUrl": "https://x", "audience": "a", "privateKey": "hunter2"}), "", "client credentials JSON"},
 		{"tls missing key", js(map[string]string{"type": "tls", "certPem": certPEM}), "", `needs the fields "keyPem"`},
 		{"tls mismatched", js(map[string]string{"type": "tls", "certPem": otherCert, "keyPem": keyPEM}), "", "do not form"},

@@ -157,6 +157,7 @@ func Load(getenv func(string) string) (Config, error) {
 
 	c.MetricsNamespace = metricsNamespace(p)
 
+	refuseUnsafe(p, &c)
 	if len(p.problems) > 0 {
 		return Config{}, &Error{Problems: p.problems}
 	}

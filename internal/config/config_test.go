@@ -128,7 +128,7 @@ func TestTopics(t *testing.T) {
 		ok    bool
 	}{
 		{"persistent://public/default/events", true},
-		{"non-persistent://t/ns/x", true},
+		{"non-persistent://t/ns/x", false},
 		{"persistent://public/default/{stream}-raw", true},
 		{"my-topic", true},
 		{"tenant/ns/topic", true},

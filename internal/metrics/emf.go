@@ -38,6 +38,7 @@ var Metrics = []Metric{
 	{"PublishLatencyMs", Milliseconds, "send-to-receipt time of confirmed messages (up to 100 quantiles per batch)"},
 	{"ProducerCreated", Count, "producers created cold (0 on a warm invocation)"},
 	{"DeadlineStops", Count, "1 when waiting for the broker stopped at the deadline margin"},
+	{"NoTimeToPublish", Count, "1 when the deadline margin left the invocation no time to publish (DEADLINE_MARGIN_MS too large for the timeout)"},
 	{"AuditWriteErrors", Count, "1 when the audit item could not be written"},
 	{"EndToEndLagMs", Milliseconds, "from the newest published record's arrival in Kinesis to its receipt"},
 	{"RecordsAlreadyDelivered", Count, "effectivelyOnce: records at or below the shard's checkpoint, not published again"},
@@ -109,6 +110,7 @@ func (e *EMF) Document(s *relay.Summary, now time.Time) map[string]any {
 		"BatchDurationMs":     ms(s.Duration),
 		"ProducerCreated":     s.ProducersCreated,
 		"DeadlineStops":       boolCount(s.DeadlineStop),
+		"NoTimeToPublish":     boolCount(s.NoPublishTime),
 		"AuditWriteErrors":    boolCount(s.AuditError != nil),
 	}
 	if s.AlreadyDelivered > 0 || s.DuplicatesDropped > 0 || s.DeduplicationOff {

@@ -22,8 +22,8 @@ func TestDocumentIsValidEMF(t *testing.T) {
 		{"delivered", relay.Summary{Stream: "orders", Topic: "persistent://public/default/orders", Records: 3,
 			Messages: 3, Published: 3, PublishedBytes: 30, Duration: 12 * time.Millisecond, EndToEndLag: time.Second,
 			PublishLatencies: []time.Duration{time.Millisecond, 2 * time.Millisecond}, Outcome: relay.OutcomeDelivered}, nil, true},
-		{"nothing published", relay.Summary{Records: 3, FailedRecords: 3, DeadlineStop: true, AuditError: errors.New("x"),
-			Outcome: relay.OutcomeFailed}, []string{"EndToEndLagMs", "PublishLatencyMs"}, false},
+		{"nothing published", relay.Summary{Records: 3, FailedRecords: 3, DeadlineStop: true, NoPublishTime: true,
+			AuditError: errors.New("x"), Outcome: relay.OutcomeFailed}, []string{"EndToEndLagMs", "PublishLatencyMs"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -41,6 +41,9 @@ func TestDocumentIsValidEMF(t *testing.T) {
 				if _, ok := doc[name]; ok || strings.Contains(string(line), `"Name":"`+name+`"`) {
 					t.Errorf("%s present", name)
 				}
+			}
+			if want := float64(boolCount(tc.s.NoPublishTime)); doc["NoTimeToPublish"] != want {
+				t.Errorf("NoTimeToPublish %v, want %v", doc["NoTimeToPublish"], want)
 			}
 			if doc[DimStream] == "" || doc[DimTopic] == "" || doc[DimFunction] != "fn" {
 				t.Errorf("dimensions %v %v %v", doc[DimFunction], doc[DimStream], doc[DimTopic])

@@ -60,6 +60,7 @@ type sequencing struct {
 	covered            int     // records at or below the checkpoint, answered done without publishing
 	canary             *source // the checkpoint record, when the batch holds it: see probeDeduplication
 	ids                []int64 // the sequence id of each message of the batch
+	reservedIDs        bool    // the ids are reserved: only then is the state written after publishing
 	probeDropped       bool    // the probe was dropped as a duplicate
 	deduplicationOff   bool    // the probe was stored: the broker does not deduplicate
 
@@ -152,7 +153,7 @@ func (q *sequencing) reserve(ctx context.Context, b *batch) error {
 	if err != nil {
 		return fmt.Errorf("%w: reserving ids: %w", errSequence, err)
 	}
-	q.reserved = reserved
+	q.reserved, q.reservedIDs = reserved, true
 	return nil
 }
 
@@ -232,7 +233,7 @@ func (q *sequencing) finish(ctx context.Context, b *batch, s *Summary, failed in
 	if q.probeDropped {
 		s.DuplicatesDropped++
 	}
-	if len(b.msgs) == 0 || errors.Is(s.Cause, errSequence) {
+	if !q.reservedIDs {
 		return failed
 	}
 	b.mu.Lock()

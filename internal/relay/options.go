@@ -124,7 +124,8 @@ type Options struct {
 	// Deaggregate splits KPL aggregates into one message per user record.
 	Deaggregate bool
 	// DeadlineMargin is kept free before the invocation deadline: waiting for the broker stops this long
-	// before it, leaving time for dead letters, the audit write and the response. Default 1 s.
+	// before it, leaving time for dead letters, the audit write and the response, each with a share of
+	// its own. Default 1 s.
 	DeadlineMargin time.Duration
 	// LargeRecordBytes: records with more payload than this go through the unbatched (chunking)
 	// producer. Set it to the batching size limit. Default 128 KiB.
