@@ -31,6 +31,12 @@ func TestFaults(t *testing.T) {
 	fb := startFaultBroker(t)
 	if effectivelyOnce() {
 		fb.onceTable = onceTable(t)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := fb.admin.EnsureNamespace(ctx, onceNamespace, true)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	scenarios := []struct {
 		name string
@@ -124,7 +130,13 @@ func onceTable(t *testing.T) string {
 	return table
 }
 
-func topic(t *testing.T) string { return pulsartest.Topic(t, "faults") }
+func topic(t *testing.T) string {
+	tp := pulsartest.Topic(t, "faults")
+	if effectivelyOnce() {
+		tp = strings.Replace(tp, "public/default/", onceNamespace+"/", 1)
+	}
+	return tp
+}
 
 // wantReconnect asserts that the client saw its connection go (its own warning), so the fault hit the
 // function's traffic and not only the proxy.

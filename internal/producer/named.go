@@ -51,7 +51,8 @@ func (p *Pool) Named(ctx context.Context, topic string, kind Kind, name string) 
 		return r.prod, nil
 	case <-ctx.Done():
 		go func() {
-			if r := <-done; r.prod != nil {
+			// On error the client returns a typed nil producer: test the error, not the interface.
+			if r := <-done; r.err == nil {
 				r.prod.Close()
 			}
 		}()
