@@ -204,8 +204,9 @@ type faultBroker struct {
 	admin     *localenv.Admin
 	reader    pulsar.Client // reads over the direct listener
 
-	// onceTable is the audit table of the effectively-once run (KP_FAULTS_GUARANTEE=effectivelyOnce),
-	// where the shards' sequence ids live; "" in the at-least-once run.
+	// onceTable is the running scenario's audit table in the effectively-once run
+	// (KP_FAULTS_GUARANTEE=effectivelyOnce), where the shards' sequence ids live; "" in the
+	// at-least-once run.
 	onceTable string
 
 	mu   sync.Mutex
@@ -604,6 +605,14 @@ func newBoot(t *testing.T, vars map[string]string, timeout time.Duration) *boot 
 	var env []string
 	for k, v := range vars {
 		env = append(env, k+"="+v)
+	}
+	if vars["AUDIT_TABLE_NAME"] != "" {
+		// The local stack's AWS endpoints and credentials, for the table.
+		for _, kv := range os.Environ() {
+			if strings.HasPrefix(kv, "AWS_") {
+				env = append(env, kv)
+			}
+		}
 	}
 	var err error
 	b.env, err = runtimeapi.Start(context.Background(), runtimeapi.Options{

@@ -204,10 +204,6 @@ func (b *batch) complete(i int, id pulsar.MessageID, err error, latency time.Dur
 		o.state, o.id, o.latency = confirmed, id, latency
 	case b.r.opts.DeadLetterTopic != "" && permanent(err):
 		o.state, o.err = toDeadLetter, err
-		if b.seq != nil {
-			// Effectively once: nothing after a failed message may be stored (docs/effectively-once.md).
-			b.stopLocked(err)
-		}
 	default:
 		o.state, o.err = failed, err
 		b.stopLocked(err)

@@ -225,7 +225,13 @@ func (q *sequencing) finish(ctx context.Context, b *batch, s *Summary, failed in
 	if q == nil {
 		return failed
 	}
-	q.closeProducers(ctx)
+	// Closed while the checkpoint is written: on a slow link the close may take the whole budget.
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		q.closeProducers(ctx)
+	}()
+	defer func() { <-closed }()
 	s.AlreadyDelivered, s.DeduplicationOff = q.covered, q.deduplicationOff
 	if s.ShardID == "" { // every record was covered: name the shard all the same
 		s.StreamARN, s.Stream, s.ShardID = q.streamARN, streamName(q.streamARN), q.shardID
