@@ -21,11 +21,11 @@ import (
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/metrics"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 // observer keeps every summary and writes its EMF document, as the function does.

@@ -23,11 +23,11 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
 	"github.com/streambridge/kinesis-pulsar/internal/auth"
-	"github.com/streambridge/kinesis-pulsar/internal/auth/authtest"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/tests/authtest"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 type summaries struct {

@@ -20,9 +20,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 )
 
 // The fuzz targets feed bad input through the handler exactly as the runtime does

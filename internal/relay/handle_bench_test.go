@@ -14,8 +14,8 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 )
 
 // BenchmarkHandle measures the relay's own work per batch, with producers that confirm every message

@@ -16,11 +16,11 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 func serviceURL(t *testing.T) string {

@@ -13,14 +13,14 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 )
 
 // These tests inject faults a real broker cannot produce on demand (a chosen message failing, answers
 // out of order, an answer that never comes). The same paths run against a real broker in
-// relay_integration_test.go and internal/faults.
+// relay_integration_test.go and tests/faults.
 
 // answer decides what the fake broker does with the n-th message sent on a topic.
 type answer func(topic string, n int, msg *pulsar.ProducerMessage) (delay time.Duration, err error, never bool)

@@ -118,25 +118,9 @@ type report struct {
 	expected int // user records in the stream: the messages Pulsar must hold
 }
 
-// syncWriter serialises writes from the shards' goroutines.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n, err := s.w.Write(p)
-	if err != nil {
-		return n, fmt.Errorf("write output: %w", err)
-	}
-	return n, nil
-}
-
 func run(ctx context.Context, c config, stdout, stderr io.Writer) (report, error) {
 	var rep report
-	out := &syncWriter{w: stdout}
+	out := &localenv.LockedWriter{W: stdout}
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	if c.driver != "rie" && c.driver != "env" {
 		return rep, fmt.Errorf("-driver %q: want rie or env", c.driver)

@@ -21,10 +21,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/streambridge/kinesis-pulsar/internal/config"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 )
 
 const eventsDir = "../../../events"

@@ -15,8 +15,8 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 )
 
 func writeFile(t *testing.T, content string) string {

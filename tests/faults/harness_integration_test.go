@@ -35,8 +35,8 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/auth"
 	"github.com/streambridge/kinesis-pulsar/internal/config"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 // bootstrap is the function binary, built once by TestMain for the scenarios that need the real

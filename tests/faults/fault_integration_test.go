@@ -20,8 +20,8 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 // TestFaults runs the fault matrix against one broker of its own (a start costs seconds): each

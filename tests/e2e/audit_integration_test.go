@@ -20,9 +20,9 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 // The acceptance of the audit issue: the real bootstrap with AUDIT_TABLE_NAME set (and the local

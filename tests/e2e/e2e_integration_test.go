@@ -16,10 +16,10 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
-	"github.com/streambridge/kinesis-pulsar/internal/metrics"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
+	"github.com/streambridge/kinesis-pulsar/tests/emfcheck"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 // bootstrap is the function binary, built once for the host by TestMain.
@@ -106,7 +106,7 @@ func (f *function) emf(t *testing.T) []map[string]any {
 	f.settle(t, 1, 1)
 	var docs []map[string]any
 	for _, line := range f.stdout.Lines() {
-		if err := metrics.Validate([]byte(line)); err != nil {
+		if err := emfcheck.Validate([]byte(line)); err != nil {
 			t.Errorf("stdout line is not valid EMF (%v): %s", err, line)
 			continue
 		}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
-	"github.com/streambridge/kinesis-pulsar/internal/auth/authtest"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
+	"github.com/streambridge/kinesis-pulsar/tests/authtest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 // The acceptance of the auth issue: the real bootstrap, configured with PULSAR_SERVICE_URL (pulsar+ssl),
