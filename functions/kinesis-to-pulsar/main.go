@@ -6,7 +6,6 @@ import (
 	"context"
 	"os"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -68,17 +67,17 @@ func main() {
 
 	var auditor relay.Auditor
 	if cfg.Audit.Table != "" {
-		auditor = audit.New(dynamodb.NewFromConfig(awsCfg), audit.Options{Table: cfg.Audit.Table, Retention: cfg.Audit.Retention})
+		auditor = audit.New(dynamodb.NewFromConfig(awsCfg), cfg.Audit)
 	}
 	emf := metrics.New(os.Stdout, cfg.MetricsNamespace, lambdacontext.FunctionName)
 	handler := relay.New(cfg.Relay, pool, auditor, emf, log)
 
-	if !strings.Contains(cfg.Relay.Topic, relay.StreamPlaceholder) {
+	if !cfg.Relay.Topic.PerStream() {
 		// Connect while the runtime starts; the first invocation reuses the result.
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), warmUpBudget)
 			defer cancel()
-			if err := pool.Warm(ctx, cfg.Relay.Topic, producer.Batched); err != nil {
+			if err := pool.Warm(ctx, cfg.Relay.Topic.String(), producer.Batched); err != nil {
 				log.Warn("warm-up could not create the producer; the first invocation will retry", "error", err)
 			}
 		}()

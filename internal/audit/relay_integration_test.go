@@ -24,6 +24,7 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/metrics"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
@@ -65,15 +66,15 @@ type relayFixture struct {
 func newRelay(t *testing.T, auditor relay.Auditor, opts relay.Options, popts producer.Options) *relayFixture {
 	t.Helper()
 	stack := localenv.Require(t)
-	if opts.Topic == "" {
-		opts.Topic = pulsartest.Topic(t, "audit")
+	if opts.Topic.IsZero() {
+		opts.Topic = streamtopic.MustParse(pulsartest.Topic(t, "audit"))
 	}
 	opts.Properties = relay.AllProperties
 	popts.ServiceURL = stack.PulsarServiceURL
 	popts.Logger = slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))
 	pool := producer.NewPool(popts)
 	t.Cleanup(func() { pool.Close(context.Background()) })
-	f := &relayFixture{emf: &runtimeapi.Output{}, logs: &runtimeapi.Output{}, topic: opts.Topic, client: pulsartest.Client(t, stack.PulsarServiceURL)}
+	f := &relayFixture{emf: &runtimeapi.Output{}, logs: &runtimeapi.Output{}, topic: opts.Topic.String(), client: pulsartest.Client(t, stack.PulsarServiceURL)}
 	f.obs = &observer{emf: metrics.New(f.emf, "KinesisPulsar", "kinesis-to-pulsar")}
 	f.relay = relay.New(opts, pool, auditor, f.obs, slog.New(slog.NewJSONHandler(f.logs, nil)))
 	return f

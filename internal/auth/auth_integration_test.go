@@ -25,6 +25,7 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/auth"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 	"github.com/streambridge/kinesis-pulsar/tests/authtest"
 	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
@@ -130,7 +131,7 @@ func (s *suite) newFunction(t *testing.T, secretID string, o fnOptions) *functio
 	popts.Credentials = f.creds
 	f.pool = producer.NewPool(popts)
 	t.Cleanup(func() { f.pool.Close(context.Background()) })
-	f.relay = relay.New(relay.Options{Topic: f.topic, Properties: relay.AllProperties, Deaggregate: true,
+	f.relay = relay.New(relay.Options{Topic: streamtopic.MustParse(f.topic), Properties: relay.AllProperties, Deaggregate: true,
 		DeadlineMargin: 500 * time.Millisecond}, f.pool, nil, f.sums, log)
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -46,7 +46,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"audit off", c.Audit.Table, ""},
 		{"retention", c.Audit.Retention, 7 * 24 * time.Hour},
 		{"namespace", c.MetricsNamespace, "KinesisPulsar"},
-		{"dead letter", c.Relay.DeadLetterTopic, ""},
+		{"dead letter", c.Relay.DeadLetterTopic.String(), ""},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -119,30 +119,5 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("error leaks the URL's password: %v", err)
-	}
-}
-
-func TestTopics(t *testing.T) {
-	for _, tc := range []struct {
-		topic string
-		ok    bool
-	}{
-		{"persistent://public/default/events", true},
-		{"non-persistent://t/ns/x", true},
-		{"persistent://public/default/{stream}-raw", true},
-		{"my-topic", true},
-		{"tenant/ns/topic", true},
-		{"persistent://public/default/{shard}", false},
-		{"persistent://public/default/", false},
-		{"persistent://public/events", false},
-		{"kafka://a/b/c", false},
-		{"a b", false},
-	} {
-		kv := minimal()
-		kv[VarTopic] = tc.topic
-		_, err := Load(env(kv))
-		if (err == nil) != tc.ok {
-			t.Errorf("topic %q: err %v, want ok=%v", tc.topic, err, tc.ok)
-		}
 	}
 }

@@ -178,7 +178,7 @@ func (b *batch) complete(i int, id pulsar.MessageID, err error, latency time.Dur
 		return // answered already
 	case err == nil:
 		o.state, o.id, o.latency = confirmed, id, latency
-	case b.r.opts.DeadLetterTopic != "" && permanent(err):
+	case !b.r.opts.DeadLetterTopic.IsZero() && permanent(err):
 		o.state, o.err = toDeadLetter, err
 	default:
 		o.state, o.err = failed, err
@@ -284,7 +284,7 @@ func (b *batch) await(ctx context.Context) {
 
 // deadLetter writes the records that can never reach their topic to the dead-letter topic.
 func (b *batch) deadLetter(ctx context.Context) {
-	if b.r.opts.DeadLetterTopic == "" || ctx.Err() != nil {
+	if b.r.opts.DeadLetterTopic.IsZero() || ctx.Err() != nil {
 		return
 	}
 	b.mu.Lock()
@@ -309,7 +309,7 @@ func (b *batch) deadLetter(ctx context.Context) {
 		m := &b.msgs[i]
 		s := &b.sources[m.record]
 		b.issued++
-		topic, err := b.r.topicFor(b.r.opts.DeadLetterTopic, s.stream, s.rec.EventSourceArn)
+		topic, err := routeTo(b.r.opts.DeadLetterTopic, s.stream, s.rec.EventSourceArn)
 		if err != nil {
 			b.complete(i, nil, err, 0)
 			continue

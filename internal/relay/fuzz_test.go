@@ -22,6 +22,7 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 )
 
@@ -81,7 +82,7 @@ func (id fuzzID) String() string      { return "7:" + strconv.FormatInt(int64(id
 // fuzzRelay builds the relay the targets drive. LargeRecordBytes is tiny so that both producer kinds
 // and the per-key barrier take part.
 func fuzzRelay(topic string, p Producers) *Relay {
-	return New(Options{Topic: topic, Properties: AllProperties, Deaggregate: true, LargeRecordBytes: 32}, p, nil, nil, fuzzLog)
+	return New(Options{Topic: streamtopic.MustParse(topic), Properties: AllProperties, Deaggregate: true, LargeRecordBytes: 32}, p, nil, nil, fuzzLog)
 }
 
 var fuzzLog = slog.New(slog.DiscardHandler)
@@ -184,7 +185,7 @@ func FuzzHandlePayload(f *testing.F) {
 	f.Fuzz(func(t *testing.T, payload []byte, streamTopic bool) {
 		topic := "persistent://public/default/fuzz"
 		if streamTopic {
-			topic = "persistent://public/default/fuzz-" + StreamPlaceholder
+			topic = "persistent://public/default/fuzz-" + streamtopic.StreamPlaceholder
 		}
 		r := fuzzRelay(topic, &fuzzProducers{failAt: -1})
 		invokeChecked(t, r, payload, func(ev events.KinesisEvent) int {
@@ -192,7 +193,7 @@ func FuzzHandlePayload(f *testing.F) {
 				return -1
 			}
 			for i := range ev.Records {
-				if streamName(ev.Records[i].EventSourceArn) == "" && messagesOf(ev.Records[i].Kinesis.Data) > 0 {
+				if streamtopic.StreamName(ev.Records[i].EventSourceArn) == "" && messagesOf(ev.Records[i].Kinesis.Data) > 0 {
 					return i
 				}
 			}
@@ -266,7 +267,7 @@ func FuzzHandleRecords(f *testing.F) {
 		}
 		topic := "persistent://public/default/fuzz"
 		if streamTopic {
-			topic = "persistent://public/default/fuzz-" + StreamPlaceholder
+			topic = "persistent://public/default/fuzz-" + streamtopic.StreamPlaceholder
 		}
 		failErr := errors.New("fuzz: connection lost")
 		if permanentErr {
@@ -282,7 +283,7 @@ func FuzzHandleRecords(f *testing.F) {
 				if m == 0 {
 					continue
 				}
-				if streamTopic && streamName(ev.Records[i].EventSourceArn) == "" {
+				if streamTopic && streamtopic.StreamName(ev.Records[i].EventSourceArn) == "" {
 					return i
 				}
 				if int(failAt) < msg+m {

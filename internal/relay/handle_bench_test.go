@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 )
 
@@ -29,7 +30,7 @@ func BenchmarkHandle(b *testing.B) {
 		for _, size := range []int{100, 1024} {
 			b.Run(fmt.Sprintf("records=%d/size=%d", n, size), func(b *testing.B) {
 				ev := benchEvent(n, size)
-				r := New(Options{Topic: topic, Properties: AllProperties, Deaggregate: true}, instantProducers{}, nil, nil,
+				r := New(Options{Topic: streamtopic.MustParse(topic), Properties: AllProperties, Deaggregate: true}, instantProducers{}, nil, nil,
 					slog.New(slog.NewJSONHandler(io.Discard, nil)))
 				ctx := context.Background()
 				b.ReportAllocs()

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/streambridge/kinesis-pulsar/internal/producer"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 )
 
 // KeySource chooses the Pulsar message key.
@@ -95,17 +98,14 @@ func ParseProperties(list string) (Property, error) {
 	return set, nil
 }
 
-// StreamPlaceholder in a topic name is replaced by the stream name of the record's eventSourceARN.
-const StreamPlaceholder = "{stream}"
-
 // Options configure the relay. Zero values take the documented defaults, except Topic (required).
 type Options struct {
 	// Topic is the Pulsar topic; it may contain {stream}.
-	Topic string
+	Topic streamtopic.Template
 	// DeadLetterTopic receives records that can never be published to Topic (too large with chunking
 	// off, topic terminated, unroutable), with the cause in a property. Empty: such records fail the
 	// batch. It may contain {stream}.
-	DeadLetterTopic string
+	DeadLetterTopic streamtopic.Template
 	// Key chooses the message key. Default KeyPartitionKey.
 	Key KeySource
 	// Properties selects the kinesis.* properties to attach. Zero means none; config defaults to all.
@@ -125,7 +125,7 @@ type Options struct {
 // Defaults.
 const (
 	DefaultDeadlineMargin   = time.Second
-	DefaultLargeRecordBytes = 128 * 1024
+	DefaultLargeRecordBytes = producer.DefaultBatchingMaxBytes
 )
 
 func (o Options) withDefaults() Options {

@@ -19,6 +19,7 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
@@ -61,8 +62,8 @@ type fixture struct {
 func newFixture(t *testing.T, opts relay.Options, popts producer.Options) *fixture {
 	t.Helper()
 	url := serviceURL(t)
-	if opts.Topic == "" {
-		opts.Topic = pulsartest.Topic(t, "relay")
+	if opts.Topic.IsZero() {
+		opts.Topic = streamtopic.MustParse(pulsartest.Topic(t, "relay"))
 	}
 	if opts.Properties == 0 {
 		opts.Properties = relay.AllProperties
@@ -76,7 +77,7 @@ func newFixture(t *testing.T, opts relay.Options, popts producer.Options) *fixtu
 		pool:   pool,
 		client: pulsartest.Client(t, url),
 		sums:   sums,
-		topic:  opts.Topic,
+		topic:  opts.Topic.String(),
 	}
 }
 
@@ -244,7 +245,7 @@ func TestPartitionedTopicKeepsPerKeyOrder(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			topic := pulsartest.Topic(t, "partitioned")
 			createPartitionedTopic(t, topic, 4)
-			f := newFixture(t, relay.Options{Topic: topic, Deaggregate: true}, producer.Options{Hashing: hashing})
+			f := newFixture(t, relay.Options{Topic: streamtopic.MustParse(topic), Deaggregate: true}, producer.Options{Hashing: hashing})
 			shard := kinesistest.NewShard("ordered", 2)
 			var ev events.KinesisEvent
 			for i := 0; i < 2000; i++ {
@@ -342,7 +343,7 @@ func TestWarmProducerIsReused(t *testing.T) {
 
 func TestTopicPerStream(t *testing.T) {
 	base := pulsartest.Topic(t, "stream")
-	f := newFixture(t, relay.Options{Topic: base + "-{stream}"}, producer.Options{})
+	f := newFixture(t, relay.Options{Topic: streamtopic.MustParse(base + "-{stream}")}, producer.Options{})
 	for _, stream := range []string{"orders", "payments"} {
 		shard := kinesistest.NewShard(stream, 0)
 		wantDelivered(t, f.handle(t, 30*time.Second, kinesistest.Event(shard.Record("k", []byte(stream)))))
@@ -369,7 +370,7 @@ func TestTooLargeRecord(t *testing.T) {
 
 	t.Run("dead letter", func(t *testing.T) {
 		dlq := pulsartest.Topic(t, "dlq")
-		f := newFixture(t, relay.Options{DeadLetterTopic: dlq}, producer.Options{Chunking: false})
+		f := newFixture(t, relay.Options{DeadLetterTopic: streamtopic.MustParse(dlq)}, producer.Options{Chunking: false})
 		_, ev := shardFor("toolarge-dlq")
 		wantDelivered(t, f.handle(t, 60*time.Second, ev))
 		main := f.read(t, f.topic)
@@ -411,7 +412,7 @@ func TestBrokerDownReturnsBeforeDeadline(t *testing.T) {
 	pool := producer.NewPool(producer.Options{ServiceURL: "pulsar://127.0.0.1:1", ConnectionTimeout: time.Second})
 	t.Cleanup(func() { pool.Close(context.Background()) })
 	sums := &summaries{}
-	r := relay.New(relay.Options{Topic: pulsartest.Topic(t, "down"), DeadlineMargin: margin, Properties: relay.AllProperties}, pool, nil, sums, nil)
+	r := relay.New(relay.Options{Topic: streamtopic.MustParse(pulsartest.Topic(t, "down")), DeadlineMargin: margin, Properties: relay.AllProperties}, pool, nil, sums, nil)
 	shard := kinesistest.NewShard("down", 7)
 	ev := kinesistest.Event(shard.Record("k", []byte("1")), shard.Record("k", []byte("2")))
 

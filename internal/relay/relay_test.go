@@ -15,6 +15,7 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 )
 
@@ -148,8 +149,8 @@ func plainEvent(n int) events.KinesisEvent {
 
 func run(t *testing.T, opts Options, p Producers, a Auditor, ev events.KinesisEvent, timeout time.Duration) (events.KinesisEventResponse, *Summary, error) {
 	t.Helper()
-	if opts.Topic == "" {
-		opts.Topic = topic
+	if opts.Topic.IsZero() {
+		opts.Topic = streamtopic.MustParse(topic)
 	}
 	obs := &lastSummary{}
 	r := New(opts, p, a, obs, nil)
@@ -220,7 +221,7 @@ func TestResponse(t *testing.T) {
 			ev := plainEvent(10)
 			opts := Options{}
 			if tc.dlq {
-				opts.DeadLetterTopic = "persistent://public/default/dlq"
+				opts.DeadLetterTopic = streamtopic.MustParse("persistent://public/default/dlq")
 			}
 			resp, s, err := run(t, opts, newFake(tc.answer), nil, ev, 5*time.Second)
 			if err != nil {
@@ -321,7 +322,7 @@ func TestUnroutableRecord(t *testing.T) {
 	bad := shard.Record("k", []byte("x"))
 	bad.EventSourceArn = "not-an-arn"
 	ev := kinesistest.Event(shard.Record("k", []byte("ok")), bad, shard.Record("k", []byte("ok2")))
-	opts := Options{Topic: "persistent://public/default/{stream}"}
+	opts := Options{Topic: streamtopic.MustParse("persistent://public/default/{stream}")}
 
 	resp, s, err := run(t, opts, newFake(nil), nil, ev, 5*time.Second)
 	if err != nil {
@@ -331,13 +332,13 @@ func TestUnroutableRecord(t *testing.T) {
 		t.Errorf("without dead letters: response %v, cause %v", resp, s.Cause)
 	}
 
-	opts.DeadLetterTopic = "persistent://public/default/dead"
+	opts.DeadLetterTopic = streamtopic.MustParse("persistent://public/default/dead")
 	fake := newFake(nil)
 	resp, s, err = run(t, opts, fake, nil, ev, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.BatchItemFailures) != 0 || s.DeadLettered != 1 || len(fake.sent[opts.DeadLetterTopic]) != 1 {
+	if len(resp.BatchItemFailures) != 0 || s.DeadLettered != 1 || len(fake.sent[opts.DeadLetterTopic.String()]) != 1 {
 		t.Errorf("with dead letters: response %v, summary %+v", resp, s)
 	}
 }
@@ -519,7 +520,7 @@ func TestCheckpointMessageIDSkipsDeadLetters(t *testing.T) {
 		return 0, nil, false
 	})
 	a := &recordingAuditor{}
-	if _, _, err := run(t, Options{DeadLetterTopic: "persistent://public/default/dlq"}, fake, a, ev, 5*time.Second); err != nil {
+	if _, _, err := run(t, Options{DeadLetterTopic: streamtopic.MustParse("persistent://public/default/dlq")}, fake, a, ev, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	b := a.batches[0]

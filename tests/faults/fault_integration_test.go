@@ -20,7 +20,7 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
-	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
@@ -738,14 +738,14 @@ func concurrentShards(t *testing.T, fb *faultBroker) {
 // concurrent SendAsync races inside pulsar-client-go and can panic), so its batch goes through
 // undisturbed, and under -race the race detector watches the hand-over.
 func concurrentReset(t *testing.T, fb *faultBroker) {
-	template := topic(t) + "-" + relay.StreamPlaceholder
-	busyTopic := strings.ReplaceAll(template, relay.StreamPlaceholder, "busy")
+	template := topic(t) + "-" + streamtopic.StreamPlaceholder
+	busyTopic := strings.ReplaceAll(template, streamtopic.StreamPlaceholder, "busy")
 	f := newInproc(t, vars(fb, template), 10*time.Second, awsEndpoints{})
 	hasty := &inproc{relay: f.relay, handler: f.handler, timeout: 300 * time.Millisecond, log: f.log, counting: f.counting}
-	warm(t, fb, f, strings.ReplaceAll(template, relay.StreamPlaceholder, "warm"), 9)
+	warm(t, fb, f, strings.ReplaceAll(template, streamtopic.StreamPlaceholder, "warm"), 9)
 	busy := newLedger(t, fb, busyTopic, "", batchSpec{stream: "busy", shard: 0, n: 3000, size: 1024,
 		aggregateEvery: 100, aggregateOf: 10, largeEvery: 700, largeSize: 200 << 10})
-	hastyTopic := strings.ReplaceAll(template, relay.StreamPlaceholder, "hasty")
+	hastyTopic := strings.ReplaceAll(template, streamtopic.StreamPlaceholder, "hasty")
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var busyNext int

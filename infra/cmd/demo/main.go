@@ -134,6 +134,10 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) (report, error
 		return rep, err
 	}
 	fnEnv, changes := localfn.PointAtStack(vars, stack)
+	opts, err := localfn.RelayOptions(fnEnv)
+	if err != nil {
+		return rep, fmt.Errorf("%s, block %s: %w", c.envVars, c.function, err)
+	}
 	awsCfg, err := stack.AWSConfig(ctx)
 	if err != nil {
 		return rep, err
@@ -161,7 +165,7 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) (report, error
 
 	// Pulsar readers first, at the latest message: they see what this run publishes, as
 	// `pulsar-client consume -p Latest` started before the producers would.
-	topics := demoTopics(vars, c.stream)
+	topics := localfn.Topics(opts, arn)
 	if len(topics) == 0 {
 		return rep, fmt.Errorf("%s sets no usable PULSAR_TOPIC for %s", c.envVars, c.function)
 	}
@@ -185,8 +189,7 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) (report, error
 	}
 	// What the stream holds is what must reach Pulsar: a producer's retry can write a record twice
 	// (Kinesis producers are at-least-once), and such a copy is a record of its own.
-	deaggregate := !strings.EqualFold(strings.TrimSpace(vars["KPL_DEAGGREGATE"]), "false")
-	if rep.records, err = readStream(ctx, k, c.stream, deaggregate); err != nil {
+	if rep.records, err = readStream(ctx, k, c.stream, opts.Deaggregate); err != nil {
 		return rep, err
 	}
 	for _, r := range rep.records {
@@ -330,17 +333,6 @@ func missing(recs []streamRecord, msgs []map[string]string) int {
 		}
 	}
 	return n
-}
-
-// demoTopics is PULSAR_TOPIC (and DEAD_LETTER_TOPIC) for the demo's stream.
-func demoTopics(vars map[string]string, stream string) []string {
-	var topics []string
-	for _, name := range []string{"PULSAR_TOPIC", "DEAD_LETTER_TOPIC"} {
-		if t := strings.ReplaceAll(vars[name], "{stream}", stream); t != "" {
-			topics = append(topics, t)
-		}
-	}
-	return topics
 }
 
 // createStream creates the stream afresh (deleting one of that name) and waits until it is active.

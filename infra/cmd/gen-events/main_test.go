@@ -239,7 +239,10 @@ func TestEventsUnderEnvJSON(t *testing.T) {
 	if err != nil {
 		t.Fatalf("env.json does not configure the function: %v", err)
 	}
-	topic := strings.ReplaceAll(cfg.Relay.Topic, relay.StreamPlaceholder, stream)
+	topic, err := cfg.Relay.Topic.ForStream(stream, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		file     string
 		failed   int // record index reported as the batch item failure, -1 none
