@@ -69,7 +69,7 @@ func main() {
 	if cfg.Audit.Table != "" {
 		auditor = audit.New(dynamodb.NewFromConfig(awsCfg), cfg.Audit)
 	}
-	emf := metrics.New(os.Stdout, cfg.MetricsNamespace, lambdacontext.FunctionName)
+	emf := relay.EMFObserver{EMF: metrics.New(os.Stdout, cfg.MetricsNamespace, lambdacontext.FunctionName, relay.MetricSchema)}
 	handler := relay.New(cfg.Relay, pool, auditor, emf, log)
 
 	if !cfg.Relay.Topic.PerStream() {

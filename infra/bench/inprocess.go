@@ -46,7 +46,7 @@ func NewHandler(serviceURL, topic string) (*Handler, error) {
 	}
 	log := logging.New(io.Discard, func(string) string { return "" })
 	pool := producer.NewPool(cfg.Producer)
-	emf := metrics.New(io.Discard, cfg.MetricsNamespace, "kinesis-to-pulsar")
+	emf := relay.EMFObserver{EMF: metrics.New(io.Discard, cfg.MetricsNamespace, "kinesis-to-pulsar", relay.MetricSchema)}
 	return &Handler{Pool: pool, Relay: relay.New(cfg.Relay, pool, nil, emf, log)}, nil
 }
 

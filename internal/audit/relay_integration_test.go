@@ -31,7 +31,7 @@ import (
 
 // observer keeps every summary and writes its EMF document, as the function does.
 type observer struct {
-	emf  *metrics.EMF
+	emf  relay.EMFObserver
 	mu   sync.Mutex
 	sums []*relay.Summary
 }
@@ -75,7 +75,7 @@ func newRelay(t *testing.T, auditor relay.Auditor, opts relay.Options, popts pro
 	pool := producer.NewPool(popts)
 	t.Cleanup(func() { pool.Close(context.Background()) })
 	f := &relayFixture{emf: &runtimeapi.Output{}, logs: &runtimeapi.Output{}, topic: opts.Topic.String(), client: pulsartest.Client(t, stack.PulsarServiceURL)}
-	f.obs = &observer{emf: metrics.New(f.emf, "KinesisPulsar", "kinesis-to-pulsar")}
+	f.obs = &observer{emf: relay.EMFObserver{EMF: metrics.New(f.emf, "KinesisPulsar", "kinesis-to-pulsar", relay.MetricSchema)}}
 	f.relay = relay.New(opts, pool, auditor, f.obs, slog.New(slog.NewJSONHandler(f.logs, nil)))
 	return f
 }

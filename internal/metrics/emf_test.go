@@ -2,50 +2,33 @@ package metrics
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/streambridge/kinesis-pulsar/internal/relay"
 	"github.com/streambridge/kinesis-pulsar/tests/emfcheck"
 )
 
-func TestDocumentIsValidEMF(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		s        relay.Summary
-		absent   []string
-		wantLags bool
-	}{
-		{"delivered", relay.Summary{Stream: "orders", Topic: "persistent://public/default/orders", Records: 3,
-			Messages: 3, Published: 3, PublishedBytes: 30, Duration: 12 * time.Millisecond, EndToEndLag: time.Second,
-			PublishLatencies: []time.Duration{time.Millisecond, 2 * time.Millisecond}, Outcome: relay.OutcomeDelivered}, nil, true},
-		{"nothing published", relay.Summary{Records: 3, FailedRecords: 3, DeadlineStop: true, AuditError: errors.New("x"),
-			Outcome: relay.OutcomeFailed}, []string{"EndToEndLagMs", "PublishLatencyMs"}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			New(&buf, "KinesisPulsar", "fn").Observe(context.Background(), &tc.s)
-			line := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-			if bytes.Count(buf.Bytes(), []byte("\n")) != 1 {
-				t.Fatalf("want one line, got %q", buf.String())
-			}
-			if err := emfcheck.Validate(line); err != nil {
-				t.Fatalf("invalid EMF: %v\n%s", err, line)
-			}
-			var doc map[string]any
-			_ = json.Unmarshal(line, &doc)
-			for _, name := range tc.absent {
-				if _, ok := doc[name]; ok || strings.Contains(string(line), `"Name":"`+name+`"`) {
-					t.Errorf("%s present", name)
-				}
-			}
-			if doc[DimStream] == "" || doc[DimTopic] == "" || doc[DimFunction] != "fn" {
-				t.Errorf("dimensions %v %v %v", doc[DimFunction], doc[DimStream], doc[DimTopic])
-			}
-		})
+func TestDocument(t *testing.T) {
+	schema := Schema{
+		Metrics:       []Metric{{"Sent", Count, "sent"}, {"LatencyMs", Milliseconds, "latency"}},
+		DimensionSets: [][]string{{DimFunction}, {DimFunction, "Stream"}},
+	}
+	var buf bytes.Buffer
+	e := New(&buf, "NS", "fn", schema)
+	e.Write(e.Document(map[string]any{"Sent": 3}, map[string]any{"Stream": "", "requestId": "r"}, time.Unix(1, 0)))
+	line := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if err := emfcheck.Validate(line); err != nil {
+		t.Fatalf("invalid EMF: %v\n%s", err, line)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(line, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc["Stream"] != "unknown" || doc[DimFunction] != "fn" || doc["requestId"] != "r" || doc["Sent"] != 3.0 {
+		t.Errorf("document %s", line)
+	}
+	if _, ok := doc["LatencyMs"]; ok || bytes.Contains(line, []byte(`"LatencyMs"`)) {
+		t.Errorf("a metric without a value is declared: %s", line)
 	}
 }
