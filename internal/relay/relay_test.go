@@ -28,12 +28,13 @@ import (
 type answer func(topic string, n int, msg *pulsar.ProducerMessage) (delay time.Duration, err error, never bool)
 
 type fakeProducers struct {
-	mu     sync.Mutex
-	answer answer
-	sent   map[string][]*pulsar.ProducerMessage
-	events []string // "send <topic> <n>" and "ack <topic> <n>", in order
-	prods  map[string]*fakeProducer
-	err    error // Producer fails with it when set
+	mu         sync.Mutex
+	answer     answer
+	syncErrors bool // an error without delay reaches the callback before SendAsync returns
+	sent       map[string][]*pulsar.ProducerMessage
+	events     []string // "send <topic> <n>" and "ack <topic> <n>", in order
+	prods      map[string]*fakeProducer
+	err        error // Producer fails with it when set
 	// refuse makes Producer fail for one topic; attempts counts Producer calls per topic.
 	refuse   map[string]error
 	attempts map[string]int
@@ -106,6 +107,11 @@ func (p *fakeProducer) SendAsync(ctx context.Context, msg *pulsar.ProducerMessag
 	delay, err, never := f.answer(p.topic, n, msg)
 	f.mu.Unlock()
 	if never {
+		return
+	}
+	if err != nil && delay == 0 && f.syncErrors {
+		// As pulsar-client-go does for errors it finds before queueing (too large, closed producer).
+		cb(nil, msg, err)
 		return
 	}
 	go func() {
@@ -266,12 +272,14 @@ func TestStopsSendingAfterFailure(t *testing.T) {
 		}
 		return 0, nil, false
 	})
-	// The failure answer arrives asynchronously, so a few messages may already be out; not all 1000.
+	// The failure reaches the callback before SendAsync returns, so the relay knows of it before the
+	// next send: not one message may follow the 4th.
+	fake.syncErrors = true
 	if _, _, err := run(t, Options{}, fake, nil, plainEvent(1000), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(fake.sent[topic]); n >= 1000 {
-		t.Errorf("sent %d messages after a failure at the 4th", n)
+	if n := len(fake.sent[topic]); n != 4 {
+		t.Errorf("sent %d messages, want 4: none after the failure of the 4th", n)
 	}
 }
 
