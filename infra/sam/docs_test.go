@@ -68,7 +68,7 @@ func TestConnectorTableNamesParameters(t *testing.T) {
 		t.Fatal("docs/deploy.md has no \"### Switching over from the Pulsar IO Kinesis source\" section")
 	}
 	section, _, _ = strings.Cut(section, "\n#")
-	rows := regexp.MustCompile("(?m)^\\| (.+) \\| (.+) \\|$").FindAllStringSubmatch(section, -1)
+	rows := regexp.MustCompile(`(?m)^\| (.+) \| (.+) \|$`).FindAllStringSubmatch(section, -1)
 	if len(rows) < 10 {
 		t.Fatalf("the connector table has %d rows", len(rows))
 	}
