@@ -47,7 +47,7 @@ endef
 
 ## invoke-event: check EVENT before anything is built; used by invoke
 invoke-event:
-	@if [ -z "$(EVENT)" ]; then echo "make invoke: set EVENT, e.g. make invoke EVENT=events/quickstart-kpl.json (or one of: $$(ls events/*.json | grep -v env.json | tr '\n' ' '))" >&2; exit 2; fi
+	@if [ -z "$(EVENT)" ]; then echo "make invoke: set EVENT, e.g. make invoke EVENT=events/quickstart-kpl.json (or one of: $$(ls events/*.json | grep -v '^events/env' | tr '\n' ' '))" >&2; exit 2; fi
 	@if [ ! -f "$(EVENT)" ]; then echo "make invoke: EVENT=$(EVENT): no such file" >&2; exit 2; fi
 
 ## invoke: EVENT=events/<file>.json through the real bootstrap under the RIE, against the local stack
