@@ -46,6 +46,9 @@ func main() {
 		log.Error("invalid configuration", "error", err)
 		os.Exit(1)
 	}
+	for _, w := range config.Warnings(cfg) {
+		log.Warn("insecure configuration", "warning", w)
+	}
 
 	var awsCfg aws.Config
 	if cfg.Auth.SecretID != "" || cfg.Audit.Table != "" {

@@ -28,14 +28,18 @@
 //   - Function errors (an error document, a timeout, a crash, a failed init) retry the same batch.
 //   - Retries: MaxRetryAttempts bounds the invocations that follow a failed or partially failed one
 //     (-1: unbounded); the count starts again after a complete success. A batch that runs out of
-//     retries is reported through OnFailure (what Lambda sends to an on-failure destination:
-//     KinesisBatchInfo) and skipped: the checkpoint moves past it. Retries wait RetryBackoff, doubled
-//     per retry up to MaxRetryBackoff.
+//     retries is reported through OnFailure and skipped: the checkpoint moves past it. With a
+//     Destination, its invocation record goes where Lambda sends it, in Lambda's format (package
+//     onfailure): an SQS queue gets the metadata (requestContext, responseContext, KinesisBatchInfo),
+//     an S3 bucket an object under aws/lambda/<mapping>/<shard>/… that also holds the event. Retries
+//     wait RetryBackoff, doubled per retry up to MaxRetryBackoff.
+//   - Record age: with MaxRecordAge, records that arrived longer ago are given up on before an
+//     invocation or a retry, reported like an exhausted batch with the condition RecordAgeExceeded.
 //
 // # What it does not
 //
 // No enhanced fan-out (moto has no SubscribeToShard), no ParallelizationFactor (one batch per shard
-// at a time), no BisectBatchOnFunctionError, no MaximumRecordAgeInSeconds, no tumbling windows, no
+// at a time), no BisectBatchOnFunctionError, no tumbling windows, no
 // event filtering, no resharding while running (shards are listed once), no concurrency limit across
 // shards other than the Invoker's (both runtimeapi drivers run one invocation at a time, so shards take
 // turns, like a function with reserved concurrency 1). Checkpoints live in memory for one Run.

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/streambridge/kinesis-pulsar/infra/onfailure"
 	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
 )
 
@@ -48,6 +49,10 @@ type Options struct {
 	// MaxRetryAttempts bounds the retries of a failing batch: -1 retries until the batch succeeds
 	// (Lambda's default, which holds the shard back), 0 to 10000 gives up after that many.
 	MaxRetryAttempts int
+	// MaxRecordAge (MaximumRecordAgeInSeconds) gives up on records that arrived longer ago than this
+	// before they are invoked (or retried): they go to OnFailure and Destination with the condition
+	// RecordAgeExceeded. 0 means no limit (Lambda's -1).
+	MaxRecordAge time.Duration
 	// RetryBackoff is the wait before the first retry (default 500 ms), doubled for each further
 	// retry up to MaxRetryBackoff (default 5 s).
 	RetryBackoff    time.Duration
@@ -69,6 +74,13 @@ type Options struct {
 	// OnFailure, when set, receives each batch given up on after MaxRetryAttempts, as Lambda sends it
 	// to an on-failure destination. Called like Observe.
 	OnFailure func(FailedBatch)
+	// Destination, when set, receives the invocation record of each batch given up on, in Lambda's
+	// format (onfailure.Queue for SQS, onfailure.Bucket for S3, which also keeps the event). A failed
+	// send stops the shard: the batch is reported nowhere else.
+	Destination onfailure.Sender
+	// FunctionARN is requestContext.functionArn in those records; default
+	// arn:aws:lambda:<the stream's region and account>:function:kinesis-to-pulsar.
+	FunctionARN string
 }
 
 const (
@@ -127,6 +139,9 @@ func (o Options) withDefaults() (Options, streamARN, error) {
 	if o.MaxRetryAttempts < -1 || o.MaxRetryAttempts > 10000 {
 		return o, s, fmt.Errorf("esm options: MaxRetryAttempts %d is outside -1 to 10000", o.MaxRetryAttempts)
 	}
+	if o.MaxRecordAge < 0 {
+		return o, s, fmt.Errorf("esm options: MaxRecordAge %s is negative (0 means no limit)", o.MaxRecordAge)
+	}
 	if o.RetryBackoff <= 0 {
 		o.RetryBackoff = defaultRetryBackoff
 	}
@@ -141,6 +156,9 @@ func (o Options) withDefaults() (Options, streamARN, error) {
 	}
 	if o.FunctionRoleARN == "" {
 		o.FunctionRoleARN = "arn:aws:iam::" + s.account + ":role/kinesis-to-pulsar"
+	}
+	if o.FunctionARN == "" {
+		o.FunctionARN = "arn:aws:lambda:" + s.region + ":" + s.account + ":function:kinesis-to-pulsar"
 	}
 	return o, s, nil
 }
@@ -198,10 +216,35 @@ type FailedBatch struct {
 	ApproximateArrivalOfLastRecord  time.Time
 	BatchSize                       int
 	StreamARN                       string
-	// Condition is RetryAttemptsExhausted.
+	// Condition is RetryAttemptsExhausted or RecordAgeExceeded.
 	Condition string
 	// Invocations is how many times the batch (or the rest of it) was invoked.
 	Invocations int
+	// RequestID and FunctionError describe the last invocation (FunctionError Unhandled when the
+	// function failed as a whole, empty when it answered with batchItemFailures).
+	RequestID     string
+	FunctionError string
+}
+
+// Record is the invocation record Lambda sends to an on-failure destination for the batch.
+func (fb FailedBatch) Record(functionARN string, at time.Time) onfailure.Record {
+	var resp onfailure.ResponseContext
+	if fb.Invocations > 0 {
+		resp = onfailure.ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST", FunctionError: fb.FunctionError}
+	}
+	return onfailure.Record{
+		RequestContext: onfailure.RequestContext{RequestID: fb.RequestID, FunctionARN: functionARN,
+			Condition: fb.Condition, ApproximateInvokeCount: fb.Invocations},
+		ResponseContext: resp,
+		Version:         "1.0",
+		Timestamp:       onfailure.FormatTime(at),
+		KinesisBatchInfo: onfailure.BatchInfo{
+			ShardID: fb.ShardID, StartSequenceNumber: fb.StartSequenceNumber, EndSequenceNumber: fb.EndSequenceNumber,
+			ApproximateArrivalOfFirstRecord: onfailure.FormatTime(fb.ApproximateArrivalOfFirstRecord),
+			ApproximateArrivalOfLastRecord:  onfailure.FormatTime(fb.ApproximateArrivalOfLastRecord),
+			BatchSize:                       fb.BatchSize, StreamARN: fb.StreamARN,
+		},
+	}
 }
 
 // Summary is what a Run did.
@@ -251,6 +294,7 @@ func Run(ctx context.Context, k Kinesis, fn Invoker, opts Options) (Summary, err
 			failed: func(fb FailedBatch) {
 				mu.Lock()
 				sum.Failed = append(sum.Failed, fb)
+				sum.Checkpoints[fb.ShardID] = fb.EndSequenceNumber
 				mu.Unlock()
 				if o.OnFailure != nil {
 					o.OnFailure(fb)

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/streambridge/kinesis-pulsar/infra/onfailure"
 	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
 )
@@ -655,5 +656,78 @@ func TestOptionsAreChecked(t *testing.T) {
 				t.Errorf("error = %v, want one with %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// sentRecords collects what Run sends to its on-failure destination.
+type sentRecords struct {
+	mu     sync.Mutex
+	recs   []onfailure.Record
+	events [][]byte
+}
+
+func (s *sentRecords) Send(_ context.Context, rec onfailure.Record, event []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recs = append(s.recs, rec)
+	s.events = append(s.events, event)
+	return nil
+}
+
+func TestRunSendsGivenUpBatchesToTheDestination(t *testing.T) {
+	t.Parallel()
+	// Records 1-2 arrived two hours ago, 3-5 just now; the maximum age is one hour.
+	k := oneShard(5)
+	now := time.Now()
+	for i, r := range k.shards[0].records {
+		at := now
+		if i < 2 {
+			at = now.Add(-2 * time.Hour)
+		}
+		r.ApproximateArrivalTimestamp = aws.Time(at)
+		k.shards[0].records[i] = r
+	}
+	// The young batch fails as a whole twice: with one retry it is given up on.
+	fn := &fakeInvoker{script: []answer{{fnErr: true}, {fnErr: true}}}
+	dest := &sentRecords{}
+	opts := testOptions()
+	opts.MaxRecordAge, opts.MaxRetryAttempts, opts.Destination = time.Hour, 1, dest
+	sum, err := Run(context.Background(), k, fn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fn.seen(); !reflect.DeepEqual(got, [][]string{seqs(3, 5), seqs(3, 5)}) {
+		t.Errorf("invoked %v: the old records must not be invoked", got)
+	}
+	if cp := sum.Checkpoints["shardId-000000000000"]; cp != "1005" {
+		t.Errorf("checkpoint %q, want 1005", cp)
+	}
+	if len(dest.recs) != 2 {
+		t.Fatalf("%d records sent, want 2", len(dest.recs))
+	}
+	for i, tc := range []struct {
+		condition, first, last string
+		invokes                int
+		fnError                string
+	}{
+		{onfailure.RecordAgeExceeded, "1001", "1002", 0, ""},
+		{onfailure.RetryAttemptsExhausted, "1003", "1005", 2, "Unhandled"},
+	} {
+		r := dest.recs[i]
+		b := r.KinesisBatchInfo
+		if r.RequestContext.Condition != tc.condition || b.StartSequenceNumber != tc.first || b.EndSequenceNumber != tc.last ||
+			r.RequestContext.ApproximateInvokeCount != tc.invokes || r.ResponseContext.FunctionError != tc.fnError ||
+			b.StreamARN != testARN || b.ShardID != "shardId-000000000000" || r.RequestContext.RequestID == "" ||
+			r.RequestContext.FunctionARN != "arn:aws:lambda:eu-west-1:111122223333:function:kinesis-to-pulsar" {
+			t.Errorf("record %d = %+v", i, r)
+		}
+		var ev events.KinesisEvent
+		if err := json.Unmarshal(dest.events[i], &ev); err != nil || len(ev.Records) != b.BatchSize ||
+			ev.Records[0].Kinesis.SequenceNumber != tc.first {
+			t.Errorf("event %d: %s (%v)", i, dest.events[i], err)
+		}
+	}
+	if dest.recs[1].RequestContext.RequestID != "req-2" {
+		t.Errorf("request id %q, want the last invocation's", dest.recs[1].RequestContext.RequestID)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/streambridge/kinesis-pulsar/infra/onfailure"
 	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
 )
 
@@ -65,6 +66,12 @@ func (p *shardPoller) run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+		}
+		if expired, err := p.expire(ctx, batch); expired || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
 		}
 		if err := p.invoke(ctx, batch); err != nil {
 			return err
@@ -239,6 +246,7 @@ func (p *shardPoller) invoke(ctx context.Context, batch []types.Record) error {
 	}
 	p.drop(done)
 	var gaveUp *FailedBatch
+	var gaveUpRecords []types.Record
 	if inv.Outcome == Succeeded {
 		p.retry, p.retries, p.invocations = nil, 0, 0
 	} else {
@@ -246,7 +254,11 @@ func (p *shardPoller) invoke(ctx context.Context, batch []types.Record) error {
 		p.retries++
 		if p.o.MaxRetryAttempts >= 0 && p.retries > p.o.MaxRetryAttempts {
 			fb := p.failedBatch(p.retry)
-			gaveUp = &fb
+			fb.RequestID = res.RequestID
+			if err != nil || res.Error != nil {
+				fb.FunctionError = "Unhandled"
+			}
+			gaveUp, gaveUpRecords = &fb, p.retry
 			p.checkpoint = fb.EndSequenceNumber
 			p.drop(len(p.retry))
 			p.retry, p.retries, p.invocations = nil, 0, 0
@@ -256,7 +268,7 @@ func (p *shardPoller) invoke(ctx context.Context, batch []types.Record) error {
 	p.observe(inv, done)
 	if gaveUp != nil {
 		p.failed(*gaveUp)
-		return nil
+		return p.sendFailure(ctx, *gaveUp, gaveUpRecords)
 	}
 	if p.retry != nil {
 		backoff := p.o.RetryBackoff << min(p.retries-1, 20)
@@ -274,6 +286,35 @@ func (p *shardPoller) drop(n int) {
 	}
 }
 
+// expire gives up on the records of batch (the front of the buffer) older than MaxRecordAge, as Lambda
+// does before invoking, and reports whether there were any. Arrival times grow along a shard, so they
+// are a prefix of the batch.
+func (p *shardPoller) expire(ctx context.Context, batch []types.Record) (bool, error) {
+	if p.o.MaxRecordAge <= 0 {
+		return false, nil
+	}
+	oldest := time.Now().Add(-p.o.MaxRecordAge)
+	n := 0
+	for n < len(batch) && aws.ToTime(batch[n].ApproximateArrivalTimestamp).Before(oldest) {
+		n++
+	}
+	if n == 0 {
+		return false, nil
+	}
+	fb := p.failedBatch(batch[:n])
+	fb.Condition = onfailure.RecordAgeExceeded
+	p.checkpoint = fb.EndSequenceNumber
+	p.drop(n)
+	if p.retry != nil {
+		p.retry = batch[n:len(batch):len(batch)]
+		if len(p.retry) == 0 {
+			p.retry, p.retries, p.invocations = nil, 0, 0
+		}
+	}
+	p.failed(fb)
+	return true, p.sendFailure(ctx, fb, batch[:n])
+}
+
 func (p *shardPoller) failedBatch(recs []types.Record) FailedBatch {
 	first, last := recs[0], recs[len(recs)-1]
 	return FailedBatch{
@@ -287,4 +328,22 @@ func (p *shardPoller) failedBatch(recs []types.Record) FailedBatch {
 		Condition:                       "RetryAttemptsExhausted",
 		Invocations:                     p.invocations,
 	}
+}
+
+// sendFailure delivers the invocation record of a batch given up on to the on-failure destination.
+func (p *shardPoller) sendFailure(ctx context.Context, fb FailedBatch, recs []types.Record) error {
+	if p.o.Destination == nil {
+		return nil
+	}
+	if fb.RequestID == "" {
+		fb.RequestID = onfailure.NewUUID() // the driver failed before the runtime took the invocation
+	}
+	event, err := json.Marshal(Event(p.stream.arn, p.id, p.o.FunctionRoleARN, recs))
+	if err != nil {
+		return fmt.Errorf("encode the failed batch's event: %w", err)
+	}
+	if err := p.o.Destination.Send(ctx, fb.Record(p.o.FunctionARN, time.Now()), event); err != nil {
+		return fmt.Errorf("on-failure destination: %w", err)
+	}
+	return nil
 }

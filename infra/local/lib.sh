@@ -8,7 +8,9 @@ KP_LOCAL="$KP_ROOT/infra/local"
 KP_CACHE="${KP_CACHE_DIR:-$KP_ROOT/.cache}"
 mkdir -p "$KP_CACHE"
 KP_CACHE=$(cd "$KP_CACHE" && pwd -P)
-KP_RUN="$KP_CACHE/run"
+# KP_RUN_DIR moves only the run state (pids, logs, env file), for a second instance of a server beside the
+# stack's (infra/local/clockshift.sh); installs stay under the cache root.
+KP_RUN="${KP_RUN_DIR:-$KP_CACHE/run}"
 KP_DOWNLOADS="$KP_CACHE/downloads"
 
 PULSAR_VERSION=4.0.8
@@ -19,6 +21,12 @@ DYNAMODB_VERSION=3.3.1
 KP_DYNAMODB_HOME="$KP_CACHE/dynamodb/$DYNAMODB_VERSION"
 
 KP_VENV="$KP_CACHE/venv"
+
+# libfaketime from Debian's packages, unpacked (not installed) under the cache: clockshift.sh runs
+# DynamoDB Local years ahead with it.
+FAKETIME_VERSION=0.9.10-2.1
+KP_FAKETIME_HOME="$KP_CACHE/faketime/$FAKETIME_VERSION"
+KP_FAKETIME_LIB="$KP_FAKETIME_HOME/usr/lib/$(uname -m)-linux-gnu/faketime/libfaketimeMT.so.1"
 
 # ---- messages ---------------------------------------------------------------------------------------------
 
@@ -160,6 +168,31 @@ install_dynamodb() {
   dynamodb_stamp >"$tmp/.kp-installed"
   rm -rf "$KP_DYNAMODB_HOME"
   mv "$tmp" "$KP_DYNAMODB_HOME"
+}
+
+# ---- libfaketime ------------------------------------------------------------------------------------------
+
+install_faketime() {
+  [[ -f $KP_FAKETIME_LIB ]] && return 0
+  need_cmd apt-get "the clock-shifted suites take libfaketime from Debian's packages: run them on Debian or Ubuntu"
+  need_cmd dpkg-deb "install dpkg (Debian: it is part of every Debian system)"
+  info "downloading libfaketime $FAKETIME_VERSION from Debian's packages into $KP_FAKETIME_HOME"
+  local dir="$KP_DOWNLOADS/faketime" deb tmp="$KP_FAKETIME_HOME.tmp.$$"
+  mkdir -p "$dir"
+  # apt-get download needs the package lists; a fresh machine may have none (or old ones) yet.
+  if ! (cd "$dir" && apt-get download "libfaketime=$FAKETIME_VERSION") >"$dir/apt.log" 2>&1; then
+    apt-get update >>"$dir/apt.log" 2>&1 ||
+      die "apt-get update failed (log: $dir/apt.log); it needs root and access to Debian's mirrors"
+    (cd "$dir" && apt-get download "libfaketime=$FAKETIME_VERSION") >>"$dir/apt.log" 2>&1 ||
+      die "apt-get download libfaketime=$FAKETIME_VERSION failed (log: $dir/apt.log)"
+  fi
+  deb=$(ls "$dir"/libfaketime_*.deb | head -n1)
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  dpkg-deb -x "$deb" "$tmp" || die "unpacking $deb failed"
+  rm -rf "$KP_FAKETIME_HOME"
+  mv "$tmp" "$KP_FAKETIME_HOME"
+  [[ -f $KP_FAKETIME_LIB ]] || die "$deb has no $KP_FAKETIME_LIB"
 }
 
 # ---- Python venv ------------------------------------------------------------------------------------------

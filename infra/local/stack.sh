@@ -25,7 +25,7 @@
 #
 # .cache/run/env (KEY=value lines; `set -a; . .cache/run/env`): PULSAR_SERVICE_URL, PULSAR_ADMIN_URL,
 # AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-# PULSAR_HOME (the unpacked Pulsar distribution), KP_VENV (the Python venv). See docs/architecture.md.
+# PULSAR_HOME (the unpacked Pulsar distribution), KP_VENV (the Python venv). See infra/local/README.md.
 set -euo pipefail
 
 # shellcheck disable=SC2034 # used by lib.sh
@@ -85,6 +85,7 @@ install_all() {
   install_pulsar
   ensure_pulsar_cds
   if ((with_dynamodb)); then install_dynamodb; fi
+  if [[ -n ${KP_CLOCK_SHIFT_DAYS:-} ]]; then install_faketime; fi
   install_venv
 }
 
@@ -103,7 +104,14 @@ start_dynamodb() {
   # LoopbackServer: DynamoDB Local's own main with the listener pinned to 127.0.0.1 (it has no such option).
   (
     cd "$KP_RUN"
-    exec java -Xms64m -Xmx1g -XX:+UseSerialGC -Dkp.instance="$KP_RUN/dynamodb" -Djava.net.preferIPv4Stack=true \
+    # KP_CLOCK_SHIFT_DAYS (clockshift.sh): the server's clock runs that many days ahead, TTL sweeper
+    # included. The monotonic clock moves by the same constant, which timers never notice; leaving it
+    # real (FAKETIME_DONT_FAKE_MONOTONIC) makes the JVM's timed waits take seconds each.
+    local faketime=()
+    if [[ -n ${KP_CLOCK_SHIFT_DAYS:-} ]]; then
+      faketime=(env "LD_PRELOAD=$KP_FAKETIME_LIB" "FAKETIME=+${KP_CLOCK_SHIFT_DAYS}d")
+    fi
+    exec "${faketime[@]}" java -Xms64m -Xmx1g -XX:+UseSerialGC -Dkp.instance="$KP_RUN/dynamodb" -Djava.net.preferIPv4Stack=true \
       -Djava.library.path="$KP_DYNAMODB_HOME/lib" -cp "$KP_DYNAMODB_HOME/classes:$KP_DYNAMODB_HOME/lib/*" \
       -Dkp.bind=127.0.0.1 LoopbackServer -inMemory -disableTelemetry -port "$DYNAMODB_PORT"
   ) </dev/null >>"$DYNAMODB_LOG" 2>&1 &

@@ -3,12 +3,16 @@
 #   sam-build       `sam build` on the host, then check the bootstrap is a static arm64 ELF
 # Both run offline and without Docker, with the tools of the project venv (infra/local/stack.sh
 # install; infra/local/requirements.txt pins aws-sam-cli and cfn-lint). The Go checks of the template's
-# wiring are plain unit tests (infra/sam/*_test.go), run by `go test`.
+# wiring are plain unit tests (infra/sam/*_test.go), run by `go test`; TestTemplateDeploysInMoto (an
+# integration test, so in `make test`) translates the template and creates it in moto's CloudFormation
+# for several parameter combinations (infra/sam/deploycheck.py).
 
 KP_VENV      ?= $(KP_CACHE)/venv
 SAM_REGION   ?= us-east-1
 SAM_TEMPLATE := template.yaml
 SAM_BOOTSTRAP := .aws-sam/build/KinesisToPulsarFunction/bootstrap
+# The sink (issue 16): sam build builds it whatever SinkEnabled says.
+SAM_SINK_BOOTSTRAP := .aws-sam/build/PulsarToKinesisFunction/bootstrap
 # SAM CLI keeps its state (installation id, time of the last version check) here, not in ~/.aws-sam.
 SAM_STATE    := $(CURDIR)/.cache/sam-cli
 
@@ -40,8 +44,9 @@ sam-build: sam-tools sam-state
 	rm -rf .aws-sam/build
 	@# --build-in-source: no copy of the repository (and its .cache) to a scratch directory.
 	$(SAM) build --template-file $(SAM_TEMPLATE) --build-in-source --config-file $(SAM_STATE)/no-config.toml
-	$(GO) run ./infra/sam/cmd/elfcheck $(SAM_BOOTSTRAP)
+	$(GO) run ./infra/sam/cmd/elfcheck $(SAM_BOOTSTRAP) $(SAM_SINK_BOOTSTRAP)
 
+## sam-tools: install sam and cfn-lint into the venv if missing (stack.sh install); used by the two above
 sam-tools:
 	@if [ ! -x $(KP_VENV)/bin/sam ] || [ ! -x $(KP_VENV)/bin/cfn-lint ]; then \
 		echo "sam or cfn-lint missing from $(KP_VENV): running $(STACK) install"; \
@@ -50,6 +55,7 @@ sam-tools:
 	@test -x $(KP_VENV)/bin/sam && test -x $(KP_VENV)/bin/cfn-lint || \
 		{ echo "$(KP_VENV) has no sam or cfn-lint: see infra/local/requirements.txt" >&2; exit 1; }
 
+## sam-state: SAM CLI state under .cache/sam-cli that keeps it offline; used by the targets above
 sam-state:
 	@mkdir -p $(SAM_STATE)
 	@: > $(SAM_STATE)/no-config.toml

@@ -144,6 +144,12 @@ func checkOverrides(t *testing.T, tp *tmpl, overrides []string) {
 			env[name] = values[param]
 		}
 	}
+	// A secret the stack creates has no value until the operator puts one: a mapping that polls from
+	// the first deploy would fail every batch on it and use up the retries.
+	if values["PulsarAuthSecret"] == "create" && values["EventSourceEnabled"] != "false" {
+		t.Error("PulsarAuthSecret=create with the mapping enabled: the first deploy would fail every batch on the empty " +
+			"secret; give the ARN of a secret that holds the credentials, or EventSourceEnabled=false")
+	}
 	if values["AuditEnabled"] == "true" {
 		env["AUDIT_TABLE_NAME"] = "audit-table"
 	}

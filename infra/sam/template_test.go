@@ -1,6 +1,7 @@
 package sam
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -260,41 +261,69 @@ type wantStatement struct {
 	actions []string
 	targets []string // the parameters and resources its Resource may name
 	star    string   // why Resource is "*", when AWS requires it
+	via     string   // a KMS grant: the service (kinesis, secretsmanager) its kms:ViaService condition names
+	// when: the condition the statement sits under ("!C" for the false branch of an Fn::If on C); empty
+	// for a statement every stack has.
+	when string
 }
 
 var wantStatements = map[string]wantStatement{
 	"WriteOwnLogs": {actions: []string{"logs:CreateLogStream", "logs:PutLogEvents"}, targets: []string{"FunctionLogGroup"}},
 	// What the mapping calls to poll, per the Lambda developer guide; no ListStreams (account-wide).
-	"ReadStream": {actions: []string{"kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
-		"kinesis:GetShardIterator", "kinesis:ListShards"}, targets: []string{"Stream", "StreamArn"}},
+	"DescribeStream": {actions: []string{"kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:ListShards"},
+		targets: []string{"Stream", "StreamArn"}},
+	// Shared-throughput polling only: under enhanced fan-out the mapping subscribes instead.
+	"PollStream": {actions: []string{"kinesis:GetRecords", "kinesis:GetShardIterator"},
+		targets: []string{"Stream", "StreamArn"}, when: "!UseEnhancedFanOut"},
 	"ReadThroughConsumer": {actions: []string{"kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"},
-		targets: []string{"StreamConsumer"}},
-	"DecryptStream":         {actions: []string{"kms:Decrypt"}, targets: []string{"StreamKmsKeyArn"}},
-	"SendFailedBatches":     {actions: []string{"sqs:SendMessage"}, targets: []string{"FailureQueue"}},
-	"WriteAudit":            {actions: []string{"dynamodb:PutItem", "dynamodb:UpdateItem"}, targets: []string{"AuditTable"}},
-	"ReadPulsarCredentials": {actions: []string{"secretsmanager:GetSecretValue"}, targets: []string{"PulsarAuthSecret", "StackPulsarAuthSecret"}},
+		targets: []string{"StreamConsumer"}, when: "UseEnhancedFanOut"},
+	"DecryptStream": {actions: []string{"kms:Decrypt"}, targets: []string{"StreamKmsKeyArn"}, via: "kinesis",
+		when: "HasStreamKmsKey"},
+	"SendFailedBatches": {actions: []string{"sqs:SendMessage"}, targets: []string{"FailureQueue"}},
+	"WriteAudit":        {actions: []string{"dynamodb:PutItem", "dynamodb:UpdateItem"}, targets: []string{"AuditTable"}, when: "AuditOn"},
+	"ReadPulsarCredentials": {actions: []string{"secretsmanager:GetSecretValue"},
+		targets: []string{"PulsarAuthSecret", "StackPulsarAuthSecret"}, when: "HasAuthSecret"},
+	"DecryptPulsarCredentials": {actions: []string{"kms:Decrypt"}, targets: []string{"PulsarAuthSecretKmsKeyArn"},
+		via: "secretsmanager", when: "HasAuthSecretKmsKey"},
 	"ManageVpcInterfaces": {actions: []string{"ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface",
 		"ec2:DeleteNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:UnassignPrivateIpAddresses"},
 		star: "Lambda creates and deletes the function's network interfaces in the given subnets; the Describe " +
-			"actions support no resource ARN, and these are exactly AWSLambdaVPCAccessExecutionRole's"},
+			"actions support no resource ARN, and these are exactly AWSLambdaVPCAccessExecutionRole's",
+		when: "HasVpc"},
+
+	// With an S3 on-failure destination: the mapping writes objects under aws/lambda/ and
+	// lists the bucket.
+	"WriteFailedBatches": {actions: []string{"s3:ListBucket", "s3:PutObject"}, targets: []string{"FailureBucket"}, when: "FailuresToS3"},
+}
+
+// statement is one statement of a policy and the Fn::If branches it sits in ("C" or "!C").
+type statement struct {
+	body map[string]any
+	when []string
 }
 
 // statements unwraps the Fn::If around statements, dropping AWS::NoValue branches.
-func statements(v any) []map[string]any {
-	if _, yes, no, ok := ifArgs(v); ok {
-		return append(statements(yes), statements(no)...)
+func statements(v any, when []string) []statement {
+	if c, yes, no, ok := ifArgs(v); ok {
+		return append(statements(yes, append(slices.Clone(when), c)), statements(no, append(slices.Clone(when), "!"+c))...)
 	}
 	if isNoValue(v) {
 		return nil
 	}
 	if l, ok := v.([]any); ok {
-		var out []map[string]any
+		var out []statement
 		for _, e := range l {
-			out = append(out, statements(e)...)
+			out = append(out, statements(e, when)...)
 		}
 		return out
 	}
-	return []map[string]any{asMap(v)}
+	return []statement{{asMap(v), when}}
+}
+
+// viaService is the condition that limits a KMS grant to requests a service makes for the role.
+func viaService(service string) map[string]any {
+	return map[string]any{"StringEquals": map[string]any{
+		"kms:ViaService": map[string]any{"Fn::Sub": service + ".${AWS::Region}.amazonaws.com"}}}
 }
 
 // targets returns the names a statement's Resource refers to; "*" for a wildcard; an error text for
@@ -327,8 +356,17 @@ func targets(tp *tmpl, v any) (names []string, problems []string) {
 	if res, _, ok := getAtt(v); ok && tp.kind(res) == "resource" {
 		return []string{res}, nil
 	}
+	// Objects of a bucket of the stack: !Sub "${Bucket.Arn}/prefix/*".
+	if sub, ok := asMap(v)["Fn::Sub"].(string); ok {
+		if m := bucketObjects.FindStringSubmatch(sub); m != nil && tp.kind(m[1]) == "resource" {
+			return []string{m[1]}, nil
+		}
+	}
 	return nil, []string{fmt.Sprintf("resource %#v is not a Ref or GetAtt of the stack's own", v)}
 }
+
+// bucketObjects matches the ARN pattern of objects in a bucket of the stack.
+var bucketObjects = regexp.MustCompile(`^\$\{([A-Za-z0-9]+)\.Arn\}/[A-Za-z0-9/_.-]*\*?$`)
 
 func TestPoliciesNameOnlyTheStacksOwnResources(t *testing.T) {
 	tp := loadTmpl(t)
@@ -346,8 +384,9 @@ func TestPoliciesNameOnlyTheStacksOwnResources(t *testing.T) {
 			t.Errorf("unexpected %s resources %v: keep every grant in KinesisToPulsarRole", typ, ids)
 		}
 	}
-	if roles := tp.resourcesOfType("AWS::IAM::Role"); !slices.Equal(roles, []string{"KinesisToPulsarRole"}) {
-		t.Errorf("roles = %v, want only KinesisToPulsarRole", roles)
+	// The sink's role is checked by TestSinkRoleIsLeastPrivilege.
+	if roles := tp.resourcesOfType("AWS::IAM::Role"); !slices.Equal(roles, []string{"KinesisToPulsarRole", sinkRoleID}) {
+		t.Errorf("roles = %v, want only KinesisToPulsarRole and %s", roles, sinkRoleID)
 	}
 	role := tp.props(t, "KinesisToPulsarRole")
 	if role["ManagedPolicyArns"] != nil {
@@ -356,7 +395,8 @@ func TestPoliciesNameOnlyTheStacksOwnResources(t *testing.T) {
 
 	seen := map[string]bool{}
 	for _, pol := range asList(role["Policies"]) {
-		for _, st := range statements(at(pol, "PolicyDocument", "Statement")) {
+		for _, s := range statements(at(pol, "PolicyDocument", "Statement"), nil) {
+			st := s.body
 			sid, _ := st["Sid"].(string)
 			want, known := wantStatements[sid]
 			if !known {
@@ -366,6 +406,17 @@ func TestPoliciesNameOnlyTheStacksOwnResources(t *testing.T) {
 			seen[sid] = true
 			if st["Effect"] != "Allow" || st["NotAction"] != nil || st["NotResource"] != nil {
 				t.Errorf("%s: want a plain Allow of Action on Resource", sid)
+			}
+			if got := strings.Join(s.when, " and "); got != want.when {
+				t.Errorf("%s: granted under %q, want %q", sid, got, want.when)
+			}
+			switch {
+			case want.via != "":
+				if !reflect.DeepEqual(st["Condition"], viaService(want.via)) {
+					t.Errorf("%s: Condition %#v, want kms:ViaService %s.${AWS::Region}.amazonaws.com", sid, st["Condition"], want.via)
+				}
+			case st["Condition"] != nil:
+				t.Errorf("%s: unexpected Condition %#v", sid, st["Condition"])
 			}
 			var actions []string
 			for _, a := range append(asList(st["Action"]), st["Action"]) {
@@ -390,6 +441,7 @@ func TestPoliciesNameOnlyTheStacksOwnResources(t *testing.T) {
 				t.Errorf("%s: resource \"*\" is not a listed exception", sid)
 			default:
 				sort.Strings(names)
+				names = slices.Compact(names)
 				if !slices.Equal(names, want.targets) {
 					t.Errorf("%s: resources %v, want %v", sid, names, want.targets)
 				}
@@ -403,24 +455,25 @@ func TestPoliciesNameOnlyTheStacksOwnResources(t *testing.T) {
 	}
 }
 
+// mapping returns the logical id and properties of the one Kinesis event source mapping.
+func mapping(t *testing.T, tp *tmpl) (string, map[string]any) {
+	t.Helper()
+	ids := tp.resourcesOfType("AWS::Lambda::EventSourceMapping")
+	if len(ids) != 1 {
+		t.Fatalf("event source mappings %v, want exactly one", ids)
+	}
+	return ids[0], tp.props(t, ids[0])
+}
+
 func TestEventSourceReportsItemFailuresAndKeepsFailedBatches(t *testing.T) {
 	tp := loadTmpl(t)
-	events := asMap(tp.props(t, functionID)["Events"])
-	var kinesis []map[string]any
-	for _, e := range events {
-		if asMap(e)["Type"] == "Kinesis" {
-			kinesis = append(kinesis, asMap(asMap(e)["Properties"]))
-		}
+	// A SAM event would add a second mapping, on the unqualified function.
+	if ev := tp.props(t, functionID)["Events"]; ev != nil {
+		t.Errorf("the function has Events %v: the mapping is the template's own resource", ev)
 	}
-	if len(kinesis) != 1 {
-		t.Fatalf("%d Kinesis events, want 1", len(kinesis))
-	}
-	es := kinesis[0]
+	_, es := mapping(t, tp)
 	if got := es["FunctionResponseTypes"]; !reflect.DeepEqual(got, []any{"ReportBatchItemFailures"}) {
 		t.Errorf("FunctionResponseTypes = %#v, want [ReportBatchItemFailures]", got)
-	}
-	if es["StartingPosition"] == nil {
-		t.Error("no StartingPosition: the SAM translator requires it")
 	}
 	// StartingPositionTimestamp only with AT_TIMESTAMP: an Fn::If on a condition testing exactly that.
 	if c, _, no, ok := ifArgs(es["StartingPositionTimestamp"]); !ok || !isNoValue(no) {
@@ -433,25 +486,182 @@ func TestEventSourceReportsItemFailuresAndKeepsFailedBatches(t *testing.T) {
 		}
 	}
 	dest := at(es, "DestinationConfig", "OnFailure", "Destination")
-	res, attr, ok := getAtt(dest)
+	// The on-failure destination: the stack's bucket when OnFailureDestination is S3, else its queue.
+	destCond, toBucket, toQueue, ok := ifArgs(dest)
+	if !ok || !reflect.DeepEqual(tp.conds[destCond], map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "OnFailureDestination"}, "S3"}}) {
+		t.Fatalf("DestinationConfig.OnFailure.Destination = %#v, want !If [<OnFailureDestination is S3>, bucket ARN, queue ARN]", dest)
+	}
+	bucket, attr, ok := getAtt(toBucket)
+	if !ok || attr != "Arn" || asMap(tp.resources[bucket])["Type"] != "AWS::S3::Bucket" {
+		t.Fatalf("S3 destination %#v, want the ARN of a bucket of the stack", toBucket)
+	}
+	b := tp.props(t, bucket)
+	if at(b, "BucketEncryption", "ServerSideEncryptionConfiguration") == nil || at(b, "LifecycleConfiguration", "Rules") == nil ||
+		at(b, "PublicAccessBlockConfiguration", "RestrictPublicBuckets") != true {
+		t.Errorf("bucket %s: want encryption, a lifecycle rule and public access blocked", bucket)
+	}
+	// FailureBucketAlarm's FilterId: without this configuration S3 emits no metric for it.
+	if want := []any{map[string]any{"Id": failedBatchesFilter, "Prefix": "aws/lambda/"}}; !reflect.DeepEqual(b["MetricsConfigurations"], want) {
+		t.Errorf("bucket %s: MetricsConfigurations %#v, want %#v", bucket, b["MetricsConfigurations"], want)
+	}
+	res, attr, ok := getAtt(toQueue)
 	if !ok || attr != "Arn" || asMap(tp.resources[res])["Type"] != "AWS::SQS::Queue" {
-		t.Fatalf("DestinationConfig.OnFailure.Destination = %#v, want the ARN of a queue of the stack", dest)
+		t.Fatalf("SQS destination %#v, want the ARN of a queue of the stack", toQueue)
 	}
 	q := tp.props(t, res)
 	if q["SqsManagedSseEnabled"] != true && q["KmsMasterKeyId"] == nil {
 		t.Errorf("queue %s is not encrypted (SqsManagedSseEnabled or KmsMasterKeyId)", res)
 	}
 	// With EFO on, the mapping reads through the consumer, which reads the same stream.
-	stream := es["Stream"]
+	stream := es["EventSourceArn"]
 	c, yes, no, ok := ifArgs(stream)
 	if !ok {
-		t.Fatalf("Stream = %#v, want !If [<EFO condition>, consumer ARN, stream ARN]", stream)
+		t.Fatalf("EventSourceArn = %#v, want !If [<EFO condition>, consumer ARN, stream ARN]", stream)
 	}
 	if r, a, ok := getAtt(yes); !ok || asMap(tp.resources[r])["Type"] != "AWS::Kinesis::StreamConsumer" || a != "ConsumerARN" {
-		t.Errorf("Stream with %s = %#v, want the consumer's ConsumerARN", c, yes)
+		t.Errorf("EventSourceArn with %s = %#v, want the consumer's ConsumerARN", c, yes)
 	} else if consumerStream := tp.props(t, r)["StreamARN"]; !reflect.DeepEqual(consumerStream, no) {
 		t.Errorf("the consumer reads %#v, the mapping otherwise %#v", consumerStream, no)
 	}
+}
+
+// Changing StartingPosition replaces the mapping, and CloudFormation creates the replacement before it
+// deletes the old one; Lambda refuses a second mapping of one stream to one function ARN. The mapping
+// therefore invokes an alias named after its starting position: a new position is a new function ARN.
+func TestNewStartingPositionIsANewFunctionArn(t *testing.T) {
+	tp := loadTmpl(t)
+	_, es := mapping(t, tp)
+	alias, ok := refName(es["FunctionName"])
+	if !ok || asMap(tp.resources[alias])["Type"] != "AWS::Lambda::Alias" {
+		t.Fatalf("mapping FunctionName = %#v, want !Ref <an AWS::Lambda::Alias>", es["FunctionName"])
+	}
+	a := tp.props(t, alias)
+	if fn, ok := refName(a["FunctionName"]); !ok || fn != functionID || a["FunctionVersion"] != "$LATEST" {
+		t.Errorf("alias %s: FunctionName %#v, FunctionVersion %#v; want !Ref %s and $LATEST", alias, a["FunctionName"], a["FunctionVersion"], functionID)
+	}
+	// The alias's name, evaluated for each starting position the mapping can be given: distinct for
+	// distinct positions, and valid alias names.
+	posParam, _ := refName(es["StartingPosition"])
+	tsParam := ""
+	if _, yes, _, ok := ifArgs(es["StartingPositionTimestamp"]); ok {
+		tsParam, _ = refName(yes)
+	}
+	validAlias := regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
+	names := map[string]string{}
+	for _, pos := range asList(asMap(tp.params[posParam])["AllowedValues"]) {
+		timestamps := []string{""}
+		if pos == "AT_TIMESTAMP" {
+			timestamps = []string{"1700000000", "1700000000.5", "1700000001"}
+		}
+		for _, ts := range timestamps {
+			values := map[string]string{posParam: fmt.Sprint(pos), tsParam: ts}
+			name, err := evalString(tp, a["Name"], values)
+			if err != nil {
+				t.Fatalf("alias Name: %v", err)
+			}
+			if !validAlias.MatchString(name) {
+				t.Errorf("%v: alias name %q is not a valid alias name", values, name)
+			}
+			key := fmt.Sprint(values)
+			if other, dup := names[name]; dup {
+				t.Errorf("alias name %q for both %s and %s: the new mapping would collide with the old", name, other, key)
+			}
+			names[name] = key
+		}
+	}
+	// Ignored timestamps do not rename the alias (that would replace the mapping for nothing).
+	n1, _ := evalString(tp, a["Name"], map[string]string{posParam: "LATEST", tsParam: ""})
+	n2, _ := evalString(tp, a["Name"], map[string]string{posParam: "LATEST", tsParam: "1700000000"})
+	if n1 != n2 {
+		t.Errorf("alias name changes with an ignored timestamp: %q, %q", n1, n2)
+	}
+}
+
+// evalString evaluates the intrinsic functions a string property may use, with the given parameter
+// values.
+func evalString(tp *tmpl, v any, params map[string]string) (string, error) {
+	if s, ok := v.(string); ok {
+		return s, nil
+	}
+	fn, arg, ok := intrinsic(v)
+	if !ok {
+		return "", fmt.Errorf("%#v is not a string or an intrinsic function", v)
+	}
+	switch fn {
+	case "Ref":
+		name, _ := arg.(string)
+		if val, ok := params[name]; ok {
+			return val, nil
+		}
+		return "", fmt.Errorf("no value for %s", name)
+	case "Fn::Sub":
+		s, locals, _ := subString(v)
+		var err error
+		out := subVar.ReplaceAllStringFunc(s, func(m string) string {
+			name := m[2 : len(m)-1]
+			val, e := evalString(tp, map[string]any{"Ref": name}, params)
+			if lv, ok := locals[name]; ok {
+				val, e = evalString(tp, lv, params)
+			}
+			if e != nil {
+				err = e
+			}
+			return val
+		})
+		return out, err
+	case "Fn::Join":
+		l := asList(arg)
+		sep, _ := l[0].(string)
+		parts, err := evalList(tp, l[1], params)
+		return strings.Join(parts, sep), err
+	case "Fn::If":
+		c, yes, no, _ := ifArgs(v)
+		holds, err := evalCond(tp, tp.conds[c], params)
+		if err != nil {
+			return "", err
+		}
+		if holds {
+			return evalString(tp, yes, params)
+		}
+		return evalString(tp, no, params)
+	}
+	return "", fmt.Errorf("%s is not evaluated here", fn)
+}
+
+func evalList(tp *tmpl, v any, params map[string]string) ([]string, error) {
+	if fn, arg, ok := intrinsic(v); ok && fn == "Fn::Split" {
+		l := asList(arg)
+		sep, _ := l[0].(string)
+		s, err := evalString(tp, l[1], params)
+		return strings.Split(s, sep), err
+	}
+	var out []string
+	for _, e := range asList(v) {
+		s, err := evalString(tp, e, params)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func evalCond(tp *tmpl, v any, params map[string]string) (bool, error) {
+	fn, arg, _ := intrinsic(v)
+	l := asList(arg)
+	switch fn {
+	case "Fn::Equals":
+		a, err1 := evalString(tp, l[0], params)
+		b, err2 := evalString(tp, l[1], params)
+		return a == b, errors.Join(err1, err2)
+	case "Fn::Not":
+		b, err := evalCond(tp, l[0], params)
+		return !b, err
+	case "Condition":
+		name, _ := arg.(string)
+		return evalCond(tp, tp.conds[name], params)
+	}
+	return false, fmt.Errorf("condition %#v is not evaluated here", v)
 }
 
 func TestAuditTableMatchesTheCode(t *testing.T) {
@@ -514,11 +724,22 @@ type metricRef struct {
 	stat      string
 }
 
-// Allowed dimension values outside our namespace: AWS/Lambda metrics of the function, the queue's depth.
+// Allowed dimension values outside our namespace: AWS/Lambda metrics of the function, the queue's
+// depth, the records arriving on the stream.
 var awsMetricDims = map[string]map[string]string{
-	"AWS/Lambda": {"FunctionName": "function"},
-	"AWS/SQS":    {"QueueName": "queue"},
+	"AWS/Lambda":  {"FunctionName": "function"},
+	"AWS/SQS":     {"QueueName": "queue"},
+	"AWS/Kinesis": {"StreamName": "stream"},
+	// Request metrics of the on-failure bucket's aws/lambda/ prefix (FailureBucketAlarm).
+	"AWS/S3": {"BucketName": "bucket", "FilterId": "filter"},
 }
+
+// failedBatchesFilter is the on-failure bucket's metrics configuration for the objects Lambda writes.
+const failedBatchesFilter = "FailedBatches"
+
+// streamName is the name of the stream the mapping reads, the StreamName dimension of its metrics.
+var streamName = map[string]any{"Fn::If": []any{"CreateStream", map[string]any{"Ref": "Stream"},
+	map[string]any{"Fn::Select": []any{1, map[string]any{"Fn::Split": []any{":stream/", map[string]any{"Ref": "StreamArn"}}}}}}}
 
 func TestDashboardAndAlarmsReadWhatTheCodeEmits(t *testing.T) {
 	tp := loadTmpl(t)
@@ -538,10 +759,14 @@ func TestDashboardAndAlarmsReadWhatTheCodeEmits(t *testing.T) {
 		refs = append(refs, widgetMetrics(t, tp, i, w)...)
 	}
 	// Placeholders name the template values the dashboard's dimensions must carry.
-	subValue := map[string]string{"function": placeholder(tp, functionID), "queue": "SUB(FailureQueue.QueueName)"}
+	subValue := map[string]string{"function": placeholder(tp, functionID), "queue": "SUB(FailureQueue.QueueName)", "stream": "STREAM",
+		"bucket": fmt.Sprint(map[string]any{"Ref": "FailureBucket"}), "filter": failedBatchesFilter}
 	nsValue := placeholder(tp, ns)
 	for _, a := range tp.resourcesOfType("AWS::CloudWatch::Alarm") {
-		refs = append(refs, alarmMetric(t, tp, a, ns, nsValue, fnName, queue))
+		if isSinkResource(tp, a) {
+			continue // TestSinkDashboardAndAlarmsReadWhatTheSinkEmits
+		}
+		refs = append(refs, alarmMetrics(t, tp, a, ns, nsValue, fnName, queue)...)
 	}
 
 	onDashboard := map[string]bool{}
@@ -596,15 +821,20 @@ func TestDashboardAndAlarmsReadWhatTheCodeEmits(t *testing.T) {
 	}
 }
 
-// dashboardWidgets parses the one dashboard's body, with ${...} replaced by placeholders, and checks
-// the structure CloudWatch expects.
+// dashboardWidgets parses the source function's dashboard.
 func dashboardWidgets(t *testing.T, tp *tmpl) []widget {
 	t.Helper()
-	ids := tp.resourcesOfType("AWS::CloudWatch::Dashboard")
-	if len(ids) != 1 {
-		t.Fatalf("%d dashboards, want 1", len(ids))
+	return dashboardWidgetsOf(t, tp, "Dashboard")
+}
+
+// dashboardWidgetsOf parses a dashboard's body, with ${...} replaced by placeholders, and checks the
+// structure CloudWatch expects.
+func dashboardWidgetsOf(t *testing.T, tp *tmpl, id string) []widget {
+	t.Helper()
+	if asMap(tp.resources[id])["Type"] != "AWS::CloudWatch::Dashboard" {
+		t.Fatalf("no dashboard %s", id)
 	}
-	body, locals, ok := subString(tp.props(t, ids[0])["DashboardBody"])
+	body, locals, ok := subString(tp.props(t, id)["DashboardBody"])
 	if !ok || locals != nil {
 		t.Fatalf("DashboardBody is not an Fn::Sub of a string")
 	}
@@ -730,37 +960,54 @@ func widgetMetrics(t *testing.T, tp *tmpl, i int, w widget) []metricRef {
 	return out
 }
 
-// alarmMetric checks an alarm's shape and returns its metric, with template values turned into the
-// dashboard's placeholders so both compare alike.
-func alarmMetric(t *testing.T, tp *tmpl, id, ns, nsValue string, fnName, queue map[string]any) metricRef {
+// alarmMetrics checks an alarm's shape and returns its metrics (one, or those its metric math reads),
+// with template values turned into the dashboard's placeholders so both compare alike.
+func alarmMetrics(t *testing.T, tp *tmpl, id, ns, nsValue string, fnName, queue map[string]any) []metricRef {
 	t.Helper()
 	p := tp.props(t, id)
-	m := metricRef{where: "alarm " + id, dims: map[string]string{}}
-	m.name, _ = p["MetricName"].(string)
-	m.stat, _ = p["Statistic"].(string)
-	switch v := p["Namespace"].(type) {
-	case string:
-		m.namespace = v
-	default:
-		if name, ok := refName(v); ok && name == ns {
-			m.namespace = nsValue
-		} else {
-			t.Errorf("%s: Namespace %#v is neither an AWS namespace nor the %s parameter", m.where, v, ns)
-		}
-	}
-	for _, d := range asList(p["Dimensions"]) {
-		k, _ := asMap(d)["Name"].(string)
-		switch v := asMap(d)["Value"]; {
-		case reflect.DeepEqual(v, fnName):
-			m.dims[k] = placeholder(tp, functionID)
-		case reflect.DeepEqual(v, queue):
-			m.dims[k] = "SUB(FailureQueue.QueueName)"
+	where := "alarm " + id
+	metric := func(where string, m map[string]any, stat any) metricRef {
+		r := metricRef{where: where, dims: map[string]string{}}
+		r.name, _ = m["MetricName"].(string)
+		r.stat, _ = stat.(string)
+		switch v := m["Namespace"].(type) {
+		case string:
+			r.namespace = v
 		default:
-			m.dims[k] = fmt.Sprintf("%v", v)
+			if name, ok := refName(v); ok && name == ns {
+				r.namespace = nsValue
+			} else {
+				t.Errorf("%s: Namespace %#v is neither an AWS namespace nor the %s parameter", where, v, ns)
+			}
 		}
+		for _, d := range asList(m["Dimensions"]) {
+			k, _ := asMap(d)["Name"].(string)
+			switch v := asMap(d)["Value"]; {
+			case reflect.DeepEqual(v, fnName):
+				r.dims[k] = placeholder(tp, functionID)
+			case reflect.DeepEqual(v, queue):
+				r.dims[k] = "SUB(FailureQueue.QueueName)"
+			case reflect.DeepEqual(v, streamName):
+				r.dims[k] = "STREAM"
+			default:
+				r.dims[k] = fmt.Sprintf("%v", v)
+			}
+		}
+		return r
+	}
+	var out []metricRef
+	if math := asList(p["Metrics"]); len(math) > 0 {
+		for _, q := range math {
+			if ms := asMap(asMap(q)["MetricStat"]); ms != nil {
+				out = append(out, metric(fmt.Sprintf("%s %v", where, asMap(q)["Id"]), asMap(ms["Metric"]), ms["Stat"]))
+			}
+		}
+	} else {
+		out = append(out, metric(where, p, p["Statistic"]))
 	}
 	for _, key := range []string{"AlarmActions", "OKActions"} {
 		if p[key] == nil {
+			t.Errorf("%s: no %s: with AlarmTopicArn set, every alarm notifies it", where, key)
 			continue
 		}
 		c, yes, no, ok := ifArgs(p[key])
@@ -769,14 +1016,14 @@ func alarmMetric(t *testing.T, tp *tmpl, id, ns, nsValue string, fnName, queue m
 			topic, _ = refName(l[0])
 		}
 		if !ok || !isNoValue(no) || tp.params[topic] == nil {
-			t.Errorf("%s: %s = %#v, want !If [<topic given>, [!Ref <topic parameter>], !Ref AWS::NoValue]", m.where, key, p[key])
+			t.Errorf("%s: %s = %#v, want !If [<topic given>, [!Ref <topic parameter>], !Ref AWS::NoValue]", where, key, p[key])
 			continue
 		}
 		if !strings.Contains(fmt.Sprint(tp.conds[c]), "map[Ref:"+topic+"]") {
-			t.Errorf("%s: %s under condition %s, which does not test %s", m.where, key, c, topic)
+			t.Errorf("%s: %s under condition %s, which does not test %s", where, key, c, topic)
 		}
 	}
-	return m
+	return out
 }
 
 func TestAlarmsCoverTheFailureModes(t *testing.T) {
@@ -784,15 +1031,20 @@ func TestAlarmsCoverTheFailureModes(t *testing.T) {
 	byMetric := map[string]map[string]any{}
 	for _, id := range tp.resourcesOfType("AWS::CloudWatch::Alarm") {
 		p := tp.props(t, id)
-		name, _ := p["MetricName"].(string)
-		byMetric[name] = p
+		if name, ok := p["MetricName"].(string); ok {
+			byMetric[name] = p
+		}
 	}
+	isParam := func(v any) bool { name, ok := refName(v); return ok && tp.params[name] != nil }
 	for _, tc := range []struct {
 		metric, stat, comparison string
 		threshold                any // a literal, or "param" for a Ref to a parameter
 	}{
 		{"IteratorAge", "Maximum", "GreaterThanThreshold", "param"},
 		{"RecordsFailed", "Sum", "GreaterThanThreshold", 0},
+		{"RecordsDeadLettered", "Sum", "GreaterThanThreshold", 0},
+		{"AuditWriteErrors", "Sum", "GreaterThanThreshold", 0},
+		{"DeadlineStops", "Sum", "GreaterThanThreshold", 0},
 		{"ApproximateNumberOfMessagesVisible", "Maximum", "GreaterThanThreshold", 0},
 		{"Errors", "Sum", "GreaterThanThreshold", 0},
 	} {
@@ -805,19 +1057,78 @@ func TestAlarmsCoverTheFailureModes(t *testing.T) {
 			t.Errorf("%s alarm: %v %v, want %s %s", tc.metric, p["Statistic"], p["ComparisonOperator"], tc.stat, tc.comparison)
 		}
 		if tc.threshold == "param" {
-			if name, ok := refName(p["Threshold"]); !ok || tp.params[name] == nil {
+			if !isParam(p["Threshold"]) {
 				t.Errorf("%s alarm: Threshold %#v, want a Ref to a parameter", tc.metric, p["Threshold"])
 			}
 		} else if !reflect.DeepEqual(p["Threshold"], tc.threshold) {
 			t.Errorf("%s alarm: Threshold %#v, want %v", tc.metric, p["Threshold"], tc.threshold)
 		}
 	}
-	// "Sustained": every one of N consecutive periods must breach.
+	// M of N: a quiet minute between failing ones must not reset the alarm.
 	if p := byMetric["RecordsFailed"]; p != nil {
-		name, ok := refName(p["EvaluationPeriods"])
-		if !ok || tp.params[name] == nil || !reflect.DeepEqual(p["EvaluationPeriods"], p["DatapointsToAlarm"]) {
-			t.Errorf("RecordsFailed alarm: EvaluationPeriods %#v and DatapointsToAlarm %#v, want the same parameter", p["EvaluationPeriods"], p["DatapointsToAlarm"])
+		if !isParam(p["EvaluationPeriods"]) || !isParam(p["DatapointsToAlarm"]) || reflect.DeepEqual(p["EvaluationPeriods"], p["DatapointsToAlarm"]) {
+			t.Errorf("RecordsFailed alarm: EvaluationPeriods %#v, DatapointsToAlarm %#v; want two parameters (M of N)", p["EvaluationPeriods"], p["DatapointsToAlarm"])
 		}
+		if p["TreatMissingData"] != "notBreaching" {
+			t.Errorf("RecordsFailed alarm: TreatMissingData %v, want notBreaching (no invocation, no failure)", p["TreatMissingData"])
+		}
+	}
+}
+
+// A mapping that never invokes while records arrive: metric math on the stream's IncomingRecords and
+// the function's Invocations, notifying only while the template wants the mapping on.
+func TestMappingIdleAlarm(t *testing.T) {
+	tp := loadTmpl(t)
+	var found bool
+	for _, id := range tp.resourcesOfType("AWS::CloudWatch::Alarm") {
+		p := tp.props(t, id)
+		queries := asList(p["Metrics"])
+		if len(queries) == 0 {
+			continue
+		}
+		found = true
+		byID := map[string]map[string]any{}
+		var expr string
+		for _, q := range queries {
+			q := asMap(q)
+			qid, _ := q["Id"].(string)
+			byID[qid] = q
+			if e, ok := q["Expression"].(string); ok && q["ReturnData"] == true {
+				expr = e
+			}
+		}
+		metricID := func(ns, name string) string {
+			for qid, q := range byID {
+				m := at(q, "MetricStat", "Metric")
+				if at(m, "Namespace") == ns && at(m, "MetricName") == name && q["ReturnData"] == false {
+					return qid
+				}
+			}
+			return ""
+		}
+		incoming, invocations := metricID("AWS/Kinesis", "IncomingRecords"), metricID("AWS/Lambda", "Invocations")
+		if incoming == "" || invocations == "" {
+			t.Fatalf("%s: want AWS/Kinesis IncomingRecords and AWS/Lambda Invocations (ReturnData false), got %v", id, queries)
+		}
+		want := fmt.Sprintf("IF(FILL(%s, 0) > 0 AND FILL(%s, 0) == 0, 1, 0)", incoming, invocations)
+		if expr != want {
+			t.Errorf("%s: expression %q, want %q", id, expr, want)
+		}
+		for _, q := range []string{incoming, invocations} {
+			if at(byID[q], "MetricStat", "Stat") != "Sum" {
+				t.Errorf("%s: %s Stat %v, want Sum", id, q, at(byID[q], "MetricStat", "Stat"))
+			}
+		}
+		if p["ComparisonOperator"] != "GreaterThanThreshold" || p["Threshold"] != 0 || p["TreatMissingData"] != "notBreaching" {
+			t.Errorf("%s: %v %v, missing data %v; want GreaterThanThreshold 0, notBreaching", id, p["ComparisonOperator"], p["Threshold"], p["TreatMissingData"])
+		}
+		c, yes, no, ok := ifArgs(p["ActionsEnabled"])
+		if !ok || yes != true || no != false || !strings.Contains(fmt.Sprint(tp.conds[c]), "EventSourceEnabled") {
+			t.Errorf("%s: ActionsEnabled %#v, want !If [<EventSourceEnabled is true>, true, false]", id, p["ActionsEnabled"])
+		}
+	}
+	if !found {
+		t.Error("no metric-math alarm on records arriving without invocations")
 	}
 }
 
@@ -825,7 +1136,7 @@ func TestOutputs(t *testing.T) {
 	tp := loadTmpl(t)
 	for _, tc := range []struct{ output, condition string }{
 		{"FunctionArn", ""}, {"AuditTableName", "AuditOn"}, {"FailureQueueUrl", ""}, {"DashboardUrl", ""},
-		{"KinesisStreamArn", ""}, {"StreamConsumerArn", "UseEnhancedFanOut"},
+		{"KinesisStreamArn", ""}, {"StreamConsumerArn", "UseEnhancedFanOut"}, {"FailureBucketName", "FailuresToS3"},
 	} {
 		o := asMap(tp.outputs[tc.output])
 		if o == nil {
@@ -860,4 +1171,39 @@ func parseOverride(s string) (string, string, error) {
 		v = uq
 	}
 	return k, v, nil
+}
+
+// Values CloudFormation accepts must be values the services accept: what would deploy and then fail
+// is refused by the parameter's constraints.
+func TestParametersRefuseWhatDeploysAndThenFails(t *testing.T) {
+	tp := loadTmpl(t)
+	const secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pulsar/token"
+	for _, tc := range []struct {
+		param        string
+		accept, deny []string
+	}{
+		// Lambda takes -1 or 60 to 604800.
+		{"MaximumRecordAgeInSeconds",
+			[]string{"-1", "60", "61", "99", "100", "3600", "99999", "100000", "599999", "600000", "604799", "604800"},
+			[]string{"", "0", "1", "59", "-2", "060", "604801", "605000", "700000", "1000000", "60.5"}},
+		// The role grants the ARN exactly: a partial ARN (no "-" and 6 characters) would be denied.
+		{"PulsarAuthSecret",
+			[]string{"", "create", secret + "-AbC123", "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:x-abcdef"},
+			[]string{secret, secret + "-AbC12", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:-AbC123", "created"}},
+	} {
+		p := asMap(tp.params[tc.param])
+		for _, v := range tc.accept {
+			if err := allowed(p, v); err != nil {
+				t.Errorf("%s=%q: %v, want accepted", tc.param, v, err)
+			}
+		}
+		for _, v := range tc.deny {
+			if allowed(p, v) == nil {
+				t.Errorf("%s=%q accepted, want refused", tc.param, v)
+			}
+		}
+		if p["ConstraintDescription"] == nil {
+			t.Errorf("%s: no ConstraintDescription to say what is expected", tc.param)
+		}
+	}
 }

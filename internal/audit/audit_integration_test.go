@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
 )
 
@@ -25,7 +26,13 @@ const (
 	testShard = "shardId-000000000003"
 )
 
-var testStart = time.Date(2026, 11, 22, 14, 2, 3, 456_000_000, time.UTC)
+// testStart is the start of the tests' first batch: derived from the local stack's clock, because
+// DynamoDB's TTL sweeper deletes items whose expiresAt (start plus the retention) has passed by its clock.
+// The 456 ms keep the millisecond formatting under test.
+var testStart = localenv.Now().UTC().Truncate(time.Second).Add(456 * time.Millisecond)
+
+// iso formats t as the audit table writes instants.
+func iso(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
 // delivered is a batch whose every record is in Pulsar.
 func delivered(first, last, req string) audit.Batch {
@@ -64,7 +71,7 @@ func TestCheckpointAdvancesAcrossInvocations(t *testing.T) {
 		cp := attrs(l.item(t, pk, audit.CheckpointSK))
 		want := map[string]string{
 			"pk": pk, "sk": "checkpoint", "sequenceNumber": s.last, "sequenceKey": "056:" + s.last,
-			"updatedAt": b.StartedAt.Add(b.Duration).Format("2006-01-02T15:04:05.000Z"), "requestId": s.req,
+			"updatedAt": iso(b.StartedAt.Add(b.Duration)), "requestId": s.req,
 			"topic": b.Topic, "lastMessageId": "mid-" + s.req,
 		}
 		if fmt.Sprint(cp) != fmt.Sprint(want) {
@@ -217,21 +224,19 @@ func TestBatchItemsExpireCheckpointsDoNot(t *testing.T) {
 			b := delivered("100", "200", "req-"+shard)
 			b.ShardID = shard
 			record(t, tab, b)
+			// Exactly two items: the checkpoint, which never expires, and the batch item, which expires
+			// the retention after its start.
+			got := map[string]string{}
 			for _, item := range l.items(t, audit.Key(testARN, shard)) {
 				a := attrs(item)
-				_, has := item["expiresAt"]
-				switch {
-				case a["sk"] == audit.CheckpointSK && has:
-					t.Errorf("checkpoint item expires: %v", a)
-				case a["sk"] != audit.CheckpointSK:
-					started, err := time.Parse(time.RFC3339, a["startedAt"])
-					if err != nil {
-						t.Fatalf("startedAt %q: %v", a["startedAt"], err)
-					}
-					if want := "N:" + strconv.FormatInt(started.Add(c.want).Unix(), 10); a["expiresAt"] != want {
-						t.Errorf("expiresAt %s, want %s (startedAt %s + %v)", a["expiresAt"], want, a["startedAt"], c.want)
-					}
-				}
+				got[a["sk"]] = a["expiresAt"]
+			}
+			want := map[string]string{
+				audit.CheckpointSK: "",
+				audit.BatchSK(b.FirstSequenceNumber, b.RequestID): "N:" + strconv.FormatInt(b.StartedAt.Add(c.want).Unix(), 10),
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("items (sort key: expiresAt) %v, want %v", got, want)
 			}
 		})
 	}
@@ -263,14 +268,14 @@ func TestBatchItemFields(t *testing.T) {
 		{partial, map[string]string{
 			"pk": pk, "sk": "batch#1000#req-partial", "firstSequenceNumber": "1000", "lastSequenceNumber": "1009",
 			"records": "N:10", "published": "N:7", "deadLettered": "N:1", "failedSequenceNumber": "1008",
-			"checkpointSequenceNumber": "1007", "startedAt": "2026-11-22T14:02:03.456Z", "durationMs": "N:1234",
+			"checkpointSequenceNumber": "1007", "startedAt": iso(testStart), "durationMs": "N:1234",
 			"topic": "persistent://public/default/t", "requestId": "req-partial",
 			"expiresAt": "N:" + strconv.FormatInt(testStart.Add(audit.DefaultRetention).Unix(), 10),
 		}},
 		{none, map[string]string{
 			"pk": pk, "sk": "batch#1008#req-none", "firstSequenceNumber": "1008", "lastSequenceNumber": "1009",
 			"records": "N:2", "published": "N:0", "deadLettered": "N:0", "failedSequenceNumber": "1008",
-			"startedAt": "2026-11-22T14:03:03.456Z", "durationMs": "N:3000",
+			"startedAt": iso(testStart.Add(time.Minute)), "durationMs": "N:3000",
 			"topic": "persistent://public/default/t", "requestId": "req-none",
 			"expiresAt": "N:" + strconv.FormatInt(testStart.Add(time.Minute+audit.DefaultRetention).Unix(), 10),
 		}},
@@ -356,5 +361,25 @@ func TestRecordLatency(t *testing.T) {
 	// Far below the 2 s audit timeout and the default 1 s deadline margin, even on a busy machine.
 	if p50 > 100*time.Millisecond {
 		t.Errorf("median Record took %v", p50)
+	}
+}
+
+// The premise of every instant in these tests: DynamoDB's clock, which its TTL sweeper reads, is the
+// tests' clock (localenv.Now), also when infra/local/clockshift.sh runs both years ahead.
+func TestDynamoDBClockIsTheTestsClock(t *testing.T) {
+	l := newLocal(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	before := localenv.Now()
+	d, err := l.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &l.table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := *d.Table.CreationDateTime
+	// The table was created just before, by newLocal; a minute covers a slow machine, and a year's
+	// shift missed would be off by 365 days.
+	if skew := before.Sub(created); skew < -time.Minute || skew > time.Minute {
+		t.Fatalf("DynamoDB created the table at %s by its clock, the tests' clock says %s (shift %s): they disagree by %s",
+			created.UTC(), before.UTC(), localenv.ClockShift(), skew)
 	}
 }

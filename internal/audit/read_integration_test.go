@@ -52,7 +52,7 @@ func TestReadCheckpoints(t *testing.T) {
 			if _, err := fmt.Sscanf(cp.ShardID, "shardId-%d", &i); err != nil || i%10 == 9 {
 				t.Fatalf("%s: unexpected shard %q", name, cp.ShardID)
 			}
-			want := audit.Checkpoint{ShardID: cp.ShardID, SequenceNumber: fmt.Sprint(1000 + i), UpdatedAt: "2026-11-22T14:02:03.498Z",
+			want := audit.Checkpoint{ShardID: cp.ShardID, SequenceNumber: fmt.Sprint(1000 + i), UpdatedAt: iso(testStart.Add(42 * time.Millisecond)),
 				RequestID: fmt.Sprintf("req-%d", i), Topic: "persistent://public/default/audit", LastMessageID: fmt.Sprintf("mid-req-%d", i)}
 			if cp != want {
 				t.Errorf("%s: %+v, want %+v", name, cp, want)
@@ -132,7 +132,7 @@ func TestReadBatches(t *testing.T) {
 	}
 	wantItem := audit.BatchItem{
 		FirstSequenceNumber: seq(14990), LastSequenceNumber: seq(14999), CheckpointSequenceNumber: seq(14999),
-		Records: 3, Published: 3, StartedAt: "2026-11-22T14:27:02.456Z", DurationMs: 42,
+		Records: 3, Published: 3, StartedAt: iso(testStart.Add(1499 * time.Second)), DurationMs: 42,
 		Topic: "persistent://public/default/audit", RequestID: "req-1499",
 		ExpiresAt: testStart.Add(1499*time.Second + audit.DefaultRetention).Truncate(time.Second),
 	}

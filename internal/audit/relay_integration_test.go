@@ -70,6 +70,7 @@ func newRelay(t *testing.T, auditor relay.Auditor, opts relay.Options, popts pro
 		opts.Topic = streamtopic.MustParse(pulsartest.Topic(t, "audit"))
 	}
 	opts.Properties = relay.AllProperties
+	opts.Now = localenv.Now
 	popts.ServiceURL = stack.PulsarServiceURL
 	popts.Logger = slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))
 	pool := producer.NewPool(popts)

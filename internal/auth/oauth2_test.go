@@ -27,7 +27,7 @@ func TestOAuth2ProviderRebuilds(t *testing.T) {
 		return js(map[string]string{"type": "oauth2", "issuerUrl": issuer.URL, "audience": "aud",
 			"privateKey": js(map[string]string{"client_id": "fn", "client_secret": clientSecret})})
 	}
-	now := time.Unix(1_800_000_000, 0)
+	now := time.Now()
 	f := &fakeSecrets{value: value("cs-wrong")}
 	s := New(f, "pulsar", slog.New(slog.DiscardHandler))
 	s.now = func() time.Time { return now }

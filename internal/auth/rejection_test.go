@@ -72,7 +72,7 @@ var errAny = errors.New("some error")
 // A refused token without expiry is fetched again by the supplier, at most every minRefetchInterval;
 // the fresh copy is no longer marked refused.
 func TestRefusedTokenIsFetchedAgain(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
+	now := time.Now()
 	old, rotated := jwt(map[string]any{"sub": "a"}), jwt(map[string]any{"sub": "b"})
 	f := &fakeSecrets{value: old}
 	s := New(f, "pulsar", nil)
@@ -104,7 +104,7 @@ func TestRefusedTokenIsFetchedAgain(t *testing.T) {
 // A Secrets Manager outage while the token must be refreshed costs one attempt per interval, not one
 // per reconnect of the client; the old token keeps being offered.
 func TestFailedRefetchIsRateLimited(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
+	now := time.Now()
 	old := jwt(map[string]any{"exp": now.Add(time.Minute).Unix()})
 	f := &fakeSecrets{value: old}
 	s := New(f, "pulsar", slog.New(slog.DiscardHandler))

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -266,6 +267,15 @@ type material struct {
 	tokenExpiry time.Time // zero when the token has no exp claim
 }
 
+// loopback reports a host that is this machine: traffic to it never crosses a network.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // parse checks the secret's value; problem is "" when it is usable. Problems describe the value's
 // shape, never its content.
 func parse(raw []byte) (m *material, problem string) {
@@ -295,6 +305,9 @@ func parse(raw []byte) (m *material, problem string) {
 		}
 		if u, err := url.Parse(m.IssuerURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return nil, `field "issuerUrl" is not an http(s) URL`
+		} else if u.Scheme == "http" && !loopback(u.Hostname()) {
+			// The client secret goes to the issuer with every token request.
+			return nil, `field "issuerUrl" is http://: the client secret would travel in cleartext; use https://`
 		}
 		var creds struct {
 			ClientID     string `json:"client_id"`

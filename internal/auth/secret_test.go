@@ -59,7 +59,7 @@ func js(v map[string]string) string {
 }
 
 func TestParse(t *testing.T) {
-	token := jwt(map[string]any{"sub": "fn", "exp": 4102444800})
+	token := jwt(map[string]any{"sub": "fn", "exp": time.Now().Add(time.Hour).Unix()})
 	certPEM, keyPEM := certPair(t)
 	otherCert, _ := certPair(t)
 	creds := `{"client_id":"id-1","client_secret":"s3cr3t-value","issuer_url":"https://auth.example.com"}`
@@ -85,6 +85,8 @@ func TestParse(t *testing.T) {
 		{"number", `{"type":"token","token":12345}`, "", `"token" must be a string`},
 		{"oauth2 missing", js(map[string]string{"type": "oauth2", "privateKey": creds}), "", `"issuerUrl", "audience"`},
 		{"oauth2 bad url", js(map[string]string{"type": "oauth2", "issuerUrl": "ftp://x", "audience": "a", "privateKey": creds}), "", "not an http(s) URL"},
+		{"oauth2 cleartext issuer", js(map[string]string{"type": "oauth2", "issuerUrl": "http://auth.example.com", "audience": "a", "privateKey": creds}), "", "cleartext"},
+		{"oauth2 loopback issuer", js(map[string]string{"type": "oauth2", "issuerUrl": "http://127.0.0.1:8081", "audience": "a", "privateKey": creds}), typeOAuth2, ""},
 		{"oauth2 bad key", js(map[string]string{"type": "oauth2", "issuerUrl": "https://x", "audience": "a", "privateKey": "hunter2"}), "", "client credentials JSON"},
 		{"tls missing key", js(map[string]string{"type": "tls", "certPem": certPEM}), "", `needs the fields "keyPem"`},
 		{"tls mismatched", js(map[string]string{"type": "tls", "certPem": otherCert, "keyPem": keyPEM}), "", "do not form"},
@@ -207,7 +209,7 @@ func TestFetchedOnceAndRefreshed(t *testing.T) {
 }
 
 func TestExpiredTokenIsFetchedAgain(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
+	now := time.Now()
 	old := jwt(map[string]any{"exp": now.Add(time.Minute).Unix()})
 	rotated := jwt(map[string]any{"exp": now.Add(time.Hour).Unix()})
 	f := &fakeSecrets{value: old}

@@ -137,11 +137,9 @@ func Load(getenv func(string) string) (Config, error) {
 		p.fail(VarAuditRequired, `"true"`, "AUDIT_TABLE_NAME to be set as well")
 	}
 
-	c.MetricsNamespace = p.str(VarMetricsNamespace, DefaultMetricsNamespace)
-	if len(c.MetricsNamespace) > 255 || strings.ContainsAny(c.MetricsNamespace, ":") {
-		p.fail(VarMetricsNamespace, strconv.Quote(c.MetricsNamespace), "a CloudWatch namespace: at most 255 characters, no colon")
-	}
+	c.MetricsNamespace = metricsNamespace(p)
 
+	refuseUnsafe(p, &c)
 	if len(p.problems) > 0 {
 		return Config{}, &Error{Problems: p.problems}
 	}

@@ -121,3 +121,23 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		t.Errorf("error leaks the URL's password: %v", err)
 	}
 }
+
+// Topic syntax is streamtopic.Parse's (tested there); Load adds the rules of safety.go.
+func TestTopics(t *testing.T) {
+	for _, tc := range []struct {
+		topic string
+		ok    bool
+	}{
+		{"persistent://public/default/{stream}-raw", true},
+		{"tenant/ns/topic", true},
+		{"non-persistent://t/ns/x", false},
+		{"persistent://public/default/{shard}", false},
+	} {
+		kv := minimal()
+		kv[VarTopic] = tc.topic
+		_, err := Load(env(kv))
+		if (err == nil) != tc.ok {
+			t.Errorf("topic %q: err %v, want ok=%v", tc.topic, err, tc.ok)
+		}
+	}
+}

@@ -6,7 +6,8 @@
 // pass: every record's data is base64-decoded into one shared buffer, and the text fields end up as
 // substrings of one compact string, values repeated from record to record (stream ARN, region, event
 // name) stored once. Anything outside that shape — an escaped string, a null, a duplicated or
-// differently cased key, a non-canonical number, invalid UTF-8 — makes it hand the whole payload to
+// differently cased key, a non-canonical number, invalid UTF-8, nesting deeper than encoding/json
+// allows — makes it hand the whole payload to
 // encoding/json instead, so the result is always encoding/json's. A differential fuzz test holds the
 // two to the same answers.
 package eventjson
@@ -63,7 +64,20 @@ type parser struct {
 	i     int
 	arena []byte    // decoded data of every record
 	texts []textRef // text fields, turned into strings once parsing succeeded
+	depth int       // objects and arrays open around the parser
 }
+
+// maxDepth is encoding/json's nesting limit. The parser recurses once per level; deeper input goes to
+// encoding/json, which rejects it. Without the limit 6 MB of '[' would grow the stack past 256 MiB.
+const maxDepth = 10000
+
+// enter opens a nesting level; false past maxDepth. Each enter that succeeds is paired with leave.
+func (p *parser) enter() bool {
+	p.depth++
+	return p.depth <= maxDepth
+}
+
+func (p *parser) leave() { p.depth-- }
 
 // textRef is where a text field's value lies in the payload, and which record and field it belongs to.
 type textRef struct {
@@ -165,6 +179,10 @@ func (p *parser) object(field func(key []byte) bool) bool {
 	if !p.consume('{') {
 		return false
 	}
+	if !p.enter() {
+		return false
+	}
+	defer p.leave()
 	p.ws()
 	if p.consume('}') {
 		return true
@@ -208,6 +226,10 @@ func (p *parser) records(ev *events.KinesisEvent) bool {
 	if !p.consume('[') {
 		return false // null and other types: left to encoding/json
 	}
+	if !p.enter() {
+		return false
+	}
+	defer p.leave()
 	ev.Records = []events.KinesisEventRecord{}
 	p.ws()
 	if p.consume(']') {
@@ -434,6 +456,10 @@ func (p *parser) skip() bool {
 		return p.object(func([]byte) bool { return p.skip() })
 	case c == '[':
 		p.i++
+		if !p.enter() {
+			return false
+		}
+		defer p.leave()
 		p.ws()
 		if p.consume(']') {
 			return true

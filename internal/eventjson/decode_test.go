@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -118,6 +119,11 @@ func cases(t testing.TB) []struct {
 		{"array", `[]`, false},
 		{"empty", ``, false},
 		{"records not an array", `{"Records":{}}`, false},
+		{"nested to the limit", nested(maxDepth - 1), true},
+		{"nested past the limit", nested(maxDepth), false},
+		{"nested far past the limit", nested(10 * maxDepth), false},
+		{"record nested to the limit", `{"Records":[{"x":` + strings.Repeat("[", maxDepth-3) + strings.Repeat("]", maxDepth-3) + `}]}`, true},
+		{"record nested past the limit", `{"Records":[{"x":` + strings.Repeat("[", maxDepth-2) + strings.Repeat("]", maxDepth-2) + `}]}`, false},
 	}
 	files, _ := filepath.Glob("../../events/*.json")
 	for _, f := range files {
@@ -135,6 +141,27 @@ func cases(t testing.TB) []struct {
 		}{filepath.Base(f), string(b), true})
 	}
 	return out
+}
+
+// nested is an event with an unknown field nesting n arrays and objects inside the event object.
+func nested(n int) string {
+	open, closing := strings.Repeat(`[{"a":`, n/2), strings.Repeat(`}]`, n/2)
+	if n%2 == 1 {
+		open, closing = open+"[", "]"+closing
+	}
+	return `{"x":` + open + `1` + closing + `,"Records":[]}`
+}
+
+// encoding/json rejects nesting deeper than 10,000; so must Decode, with a bounded stack: 6 MB of '['
+// (Lambda's payload limit) used to grow the parser's goroutine stack to 256 MiB.
+func TestDeepNesting(t *testing.T) {
+	defer debug.SetMaxStack(debug.SetMaxStack(64 << 20)) // past it the test binary dies: stack overflow
+	for _, payload := range []string{`{"x":` + strings.Repeat("[", 6<<20), `{"x":` + strings.Repeat(`{"a":`, 1<<20), nested(maxDepth + 1)} {
+		_, err := Decode([]byte(payload))
+		if err == nil || !strings.Contains(err.Error(), "exceeded max depth") {
+			t.Errorf("%.20s... (%d bytes): error %v, want encoding/json's \"exceeded max depth\"", payload, len(payload), err)
+		}
+	}
 }
 
 func TestDecodeMatchesEncodingJSON(t *testing.T) {

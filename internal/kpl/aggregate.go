@@ -15,9 +15,9 @@ import (
 //
 // Aggregate does not check Kinesis limits (record size, key length, explicit hash key syntax): the
 // caller splits records so that each aggregate fits the stream's maximum record size. It accepts
-// every record Deaggregate can return, so decoding and re-encoding round-trips. It is meant for tests,
-// the local demo's KPL-style producer and benchmarks; the only error is an empty records slice, whose
-// aggregate Deaggregate would reject.
+// every record Deaggregate can return, so decoding and re-encoding round-trips. The sink writes its
+// aggregates with it (internal/sink checks the limits); tests, the demo and benchmarks use it too. The
+// only error is an empty records slice, whose aggregate Deaggregate would reject.
 func Aggregate(records []Record) ([]byte, error) {
 	if len(records) == 0 {
 		return nil, errors.New("kpl: aggregate needs at least one record")

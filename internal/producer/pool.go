@@ -4,6 +4,7 @@ package producer
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,6 +95,9 @@ type Options struct {
 
 	// Logger receives the client's own log lines at Warn and above. Default slog.Default().
 	Logger *slog.Logger
+	// NamePrefix, when set, names every producer <NamePrefix>-<kind>-<random>, so a tool's messages
+	// (the replay's) can be told from the function's; empty lets the broker name them.
+	NamePrefix string
 }
 
 // Default values.
@@ -339,6 +343,13 @@ func (p *Pool) producerOptions(k key) pulsar.ProducerOptions {
 		// order once the failed ones are retried.
 		SendTimeout:       -1,
 		BackOffPolicyFunc: newBackoff,
+	}
+	if p.opts.NamePrefix != "" {
+		// A name is unique per topic on the broker: the batched and unbatched producers share a topic,
+		// and a replaced client's producer may linger until its invocation ends.
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		o.Name = fmt.Sprintf("%s-%s-%x", p.opts.NamePrefix, k.kind, b)
 	}
 	switch k.kind {
 	case Batched:

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -45,7 +46,11 @@ type batch struct {
 	starts  []int // record i owns msgs[starts[i]:starts[i+1]]
 
 	producers map[producerKey]pulsar.Producer // this invocation's producers, looked up once
-	created   int
+	// Producers that could not be created, with why: one attempt per topic and kind per batch. Each
+	// attempt is a lookup and a CreateProducer round trip; thousands of records for a terminated topic
+	// would otherwise spend the invocation on them (sender goroutine only).
+	unavailable map[producerKey]error
+	created     int
 	// The producer of the previous message: consecutive messages almost always share it, and a struct
 	// comparison is cheaper than hashing the topic (sender goroutine only).
 	lastKey      producerKey
@@ -64,6 +69,8 @@ type batch struct {
 	stopped   bool                 // a failure that Lambda must retry: sending more only makes duplicates
 	cause     error                // the first such failure
 	deadline  bool                 // waiting ended at the stop deadline
+	// noPublishTime: the invocation began past its publishing deadline
+	noPublishTime bool
 }
 
 func (r *Relay) newBatch(records []events.KinesisEventRecord) *batch {
@@ -141,11 +148,18 @@ func (b *batch) producer(ctx context.Context, topic string, kind producer.Kind) 
 		b.lastKey, b.lastProducer = k, p
 		return p, nil
 	}
+	if err, ok := b.unavailable[k]; ok {
+		return nil, err
+	}
 	p, created, err := b.r.producers.Producer(ctx, topic, kind)
 	if created {
 		b.created++
 	}
 	if err != nil {
+		if b.unavailable == nil {
+			b.unavailable = map[producerKey]error{}
+		}
+		b.unavailable[k] = err
 		return nil, err
 	}
 	b.producers[k] = p
@@ -221,6 +235,18 @@ func (b *batch) closedProducers() map[producerKey]pulsar.Producer {
 	return out
 }
 
+// noTime stops the batch before anything is sent: the deadline margin leaves no time to publish.
+func (b *batch) noTime(margin, left time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.noPublishTime = true
+	b.stopLocked(fmt.Errorf("%w: the invocation had %v left, the deadline margin is %v; lower the margin or raise the function timeout",
+		errNoPublishTime, left.Round(time.Millisecond), margin))
+}
+
+// errNoPublishTime: the deadline margin is not shorter than the invocation's time left.
+var errNoPublishTime = errors.New("no time to publish")
+
 func (b *batch) stopLocked(err error) {
 	if !b.stopped {
 		b.stopped, b.cause = true, err
@@ -282,9 +308,10 @@ func (b *batch) await(ctx context.Context) {
 	}
 }
 
-// deadLetter writes the records that can never reach their topic to the dead-letter topic.
+// deadLetter writes the records that can never reach their topic to the dead-letter topic, until done
+// or ctx ends. ctx is the dead letters' own budget: publishing may have used up all of its time.
 func (b *batch) deadLetter(ctx context.Context) {
-	if b.r.opts.DeadLetterTopic.IsZero() || ctx.Err() != nil {
+	if b.r.opts.DeadLetterTopic.IsZero() {
 		return
 	}
 	b.mu.Lock()
@@ -301,6 +328,9 @@ func (b *batch) deadLetter(ctx context.Context) {
 		}
 	}
 	b.mu.Unlock()
+	if len(todo) == 0 {
+		return
+	}
 
 	for _, i := range todo {
 		if ctx.Err() != nil {
@@ -331,6 +361,9 @@ func (b *batch) deadLetter(ctx context.Context) {
 		b.r.log.Warn("dead-lettering record", "sequenceNumber", s.rec.Kinesis.SequenceNumber,
 			"subSequenceNumber", m.sub, "shardId", s.shardID, "topic", s.topic, "deadLetterTopic", topic,
 			"cause", cause)
+		if deadLetterDoneAtSend() {
+			b.complete(i, nil, nil, 0)
+		}
 		p.SendAsync(ctx, pm, func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
 			b.noteClosed(topic, producer.DeadLetter, err)
 			b.complete(i, id, err, 0)

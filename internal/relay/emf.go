@@ -26,6 +26,7 @@ var MetricSchema = metrics.Schema{
 		{Name: "PublishLatencyMs", Unit: metrics.Milliseconds, Doc: "send-to-receipt time of confirmed messages (up to 100 quantiles per batch)"},
 		{Name: "ProducerCreated", Unit: metrics.Count, Doc: "producers created cold (0 on a warm invocation)"},
 		{Name: "DeadlineStops", Unit: metrics.Count, Doc: "1 when waiting for the broker stopped at the deadline margin"},
+		{Name: "NoTimeToPublish", Unit: metrics.Count, Doc: "1 when the deadline margin left the invocation no time to publish (DEADLINE_MARGIN_MS too large for the timeout)"},
 		{Name: "AuditWriteErrors", Unit: metrics.Count, Doc: "1 when the audit item could not be written"},
 		{Name: "EndToEndLagMs", Unit: metrics.Milliseconds, Doc: "from the newest published record's arrival in Kinesis to its receipt"},
 	},
@@ -55,6 +56,7 @@ func (o EMFObserver) Document(s *Summary, now time.Time) map[string]any {
 		"BatchDurationMs":     metrics.Millis(s.Duration),
 		"ProducerCreated":     s.ProducersCreated,
 		"DeadlineStops":       boolCount(s.DeadlineStop),
+		"NoTimeToPublish":     boolCount(s.NoPublishTime),
 		"AuditWriteErrors":    boolCount(s.AuditError != nil),
 	}
 	if len(s.PublishLatencies) > 0 {

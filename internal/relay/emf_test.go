@@ -23,8 +23,8 @@ func TestDocumentIsValidEMF(t *testing.T) {
 		{"delivered", Summary{Stream: "orders", Topic: "persistent://public/default/orders", Records: 3,
 			Messages: 3, Published: 3, PublishedBytes: 30, Duration: 12 * time.Millisecond, EndToEndLag: time.Second,
 			PublishLatencies: []time.Duration{time.Millisecond, 2 * time.Millisecond}, Outcome: OutcomeDelivered}, nil, true},
-		{"nothing published", Summary{Records: 3, FailedRecords: 3, DeadlineStop: true, AuditError: errors.New("x"),
-			Outcome: OutcomeFailed}, []string{"EndToEndLagMs", "PublishLatencyMs"}, false},
+		{"nothing published", Summary{Records: 3, FailedRecords: 3, DeadlineStop: true, NoPublishTime: true,
+			AuditError: errors.New("x"), Outcome: OutcomeFailed}, []string{"EndToEndLagMs", "PublishLatencyMs"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -42,6 +42,9 @@ func TestDocumentIsValidEMF(t *testing.T) {
 				if _, ok := doc[name]; ok || strings.Contains(string(line), `"Name":"`+name+`"`) {
 					t.Errorf("%s present", name)
 				}
+			}
+			if want := float64(boolCount(tc.s.NoPublishTime)); doc["NoTimeToPublish"] != want {
+				t.Errorf("NoTimeToPublish %v, want %v", doc["NoTimeToPublish"], want)
 			}
 			if doc[DimStream] == "" || doc[DimTopic] == "" || doc[metrics.DimFunction] != "fn" {
 				t.Errorf("dimensions %v %v %v", doc[metrics.DimFunction], doc[DimStream], doc[DimTopic])

@@ -12,25 +12,27 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/streambridge/kinesis-pulsar/internal/eventjson"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 )
 
-// The fuzz targets feed bad input through the handler exactly as the runtime does
-// (lambda.NewHandler(relay.Handle).Invoke with the raw JSON event). The producers are a fake that
+// The fuzz targets feed bad input through the handler exactly as functions/kinesis-to-pulsar/main.go
+// wires it (eventjson.Handler(relay.Handle).Invoke with the raw JSON event). The producers are a fake that
 // confirms every message, or fails the n-th one: the fault is in the input, and the oracle is the
 // contract with the event source mapping: no panic, allocation linear in the input, and a clear
-// outcome per batch (an error only for undecodable JSON or when no record up to the failed one has a
+// outcome per batch (an error only for undecodable JSON, for an event that is not a batch of
+// aws:kinesis records, which publishes nothing, or when no record up to the failed one has a
 // sequence number; otherwise a response naming exactly the failed record, or the nearest earlier one
 // with a sequence number, never an empty identifier).
 
@@ -95,7 +97,7 @@ func invokeChecked(t *testing.T, r *Relay, payload []byte, expectFailure func(ev
 	runtime.ReadMemStats(&before)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := lambda.NewHandler(r.Handle).Invoke(ctx, payload)
+	out, err := eventjson.Handler(r.Handle).Invoke(ctx, payload)
 	runtime.ReadMemStats(&after)
 	// Linear in the input: the decoded event, one message and its properties per sub-record (a
 	// sub-record costs at least a few bytes of input), the response.
@@ -108,6 +110,16 @@ func invokeChecked(t *testing.T, r *Relay, payload []byte, expectFailure func(ev
 	if jsonErr := json.NewDecoder(bytes.NewReader(payload)).Decode(&ev); jsonErr != nil {
 		if err == nil {
 			t.Fatalf("undecodable event (%v) answered %s, want an error", jsonErr, out)
+		}
+		return
+	}
+	notKinesis := len(ev.Records) == 0
+	for i := range ev.Records {
+		notKinesis = notKinesis || ev.Records[i].EventSource != "aws:kinesis"
+	}
+	if notKinesis {
+		if sends := r.producers.(*fuzzProducers).sends; err == nil || sends > 0 {
+			t.Fatalf("an event that is not a batch of aws:kinesis records: answered %s, error %v, %d messages sent; want an error and nothing sent", out, err, sends)
 		}
 		return
 	}
@@ -178,6 +190,17 @@ func FuzzHandlePayload(f *testing.F) {
 		`{"Records":[{"kinesis":{"approximateArrivalTimestamp":1e308,"data":""}}]}`,
 		`{"Records":[{"eventID":"shardId-000000000000:","eventSourceARN":"arn:aws:kinesis:r:a:stream/","kinesis":{"data":""}}]}`,
 		`{"Records":[{"kinesis":{"data":"AAAA"`,
+		`{"Records":[{"eventSource":"aws:kinesis","kinesis":{"data":"AAAA","sequenceNumber":"1"}}]}`,
+		`{"Records":[{"eventSource":"aws:kinesis","kinesis":{"data":"AAAA","sequenceNumber":"1"}},{"eventSource":"aws:sqs","body":"x"}]}`,
+		`{"Records":[{"eventSource":"aws:kinesis","kinesis":{"data":"8ymawg=="}}]}`,
+		`{"Records":[{"eventSource":"aws:kinesis","eventID":"shardId-000000000000:","eventSourceARN":"arn:aws:kinesis:r:a:stream/","kinesis":{"data":""}}]}`,
+		`{"Records":[{"eventSource":"aws:s3","s3":{"bucket":{"name":"b"}}}]}`,
+		`{"version":"0","detail-type":"Scheduled Event","source":"aws.events"}`,
+		// Nesting at and past encoding/json's limit of 10,000, inside a record and around the event.
+		`{"Records":[{"eventSource":"aws:kinesis","x":` + strings.Repeat("[", 9997) + strings.Repeat("]", 9997) + `,"kinesis":{"data":"AAAA","sequenceNumber":"1"}}]}`,
+		`{"Records":[{"eventSource":"aws:kinesis","x":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `,"kinesis":{"data":"AAAA","sequenceNumber":"1"}}]}`,
+		`{"Records":[{"eventSource":"aws:kinesis","x":` + strings.Repeat(`{"a":`, 100000),
+		strings.Repeat("[", 100000),
 	} {
 		f.Add([]byte(s), false)
 		f.Add([]byte(s), true)
@@ -257,7 +280,7 @@ func FuzzHandleRecords(f *testing.F) {
 				s = seq + strconv.Itoa(i)
 			}
 			ev.Records = append(ev.Records, events.KinesisEventRecord{
-				EventID: eventID, EventSourceArn: arn,
+				EventSource: "aws:kinesis", EventID: eventID, EventSourceArn: arn,
 				Kinesis: events.KinesisRecord{Data: d, PartitionKey: key, SequenceNumber: s},
 			})
 		}

@@ -113,13 +113,17 @@ type Options struct {
 	// Deaggregate splits KPL aggregates into one message per user record.
 	Deaggregate bool
 	// DeadlineMargin is kept free before the invocation deadline: waiting for the broker stops this long
-	// before it, leaving time for dead letters, the audit write and the response. Default 1 s.
+	// before it, leaving time for dead letters, the audit write and the response, each with a share of
+	// its own. Default 1 s.
 	DeadlineMargin time.Duration
 	// LargeRecordBytes: records with more payload than this go through the unbatched (chunking)
 	// producer. Set it to the batching size limit. Default 128 KiB.
 	LargeRecordBytes int
 	// AuditRequired reports the whole batch failed when its audit cannot be written.
 	AuditRequired bool
+	// Now is the clock that stamps a batch's start (the audit item's startedAt, and so its expiry).
+	// Default time.Now; tests inject the local stack's clock, which may run years ahead.
+	Now func() time.Time
 }
 
 // Defaults.
@@ -134,6 +138,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LargeRecordBytes <= 0 {
 		o.LargeRecordBytes = DefaultLargeRecordBytes
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return o
 }

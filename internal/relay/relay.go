@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
@@ -58,30 +61,43 @@ func New(opts Options, producers Producers, auditor Auditor, observer Observer, 
 	return &Relay{opts: opts.withDefaults(), producers: producers, auditor: auditor, observer: observer, log: log}
 }
 
-// responseReserve is kept after the audit write for the handler to return its response.
-const responseReserve = 100 * time.Millisecond
-
 // Handle publishes the batch and returns the partial batch response. It returns an error only when no
 // valid item identifier exists for the first unfinished record; Lambda then retries the whole batch.
 func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
-	started := time.Now()
+	if err := checkEvent(ev); err != nil {
+		// A trigger attached by mistake: answering success would have its source checkpoint events
+		// that were never published.
+		r.log.ErrorContext(ctx, "invocation refused", "error", err)
+		return events.KinesisEventResponse{}, err
+	}
+	// Deadlines are the real clock's; opts.Now stamps the batch (the audit item's startedAt).
+	started, stamp := time.Now(), r.opts.Now()
 	inv, reset := r.producers.Begin(), false
-	// Deferred: aws-lambda-go recovers a panicking handler, and the environment lives on.
+	// Deferred, so End runs on a panic too: aws-lambda-go recovers it only to report it, then the
+	// process exits, and an invocation still running on another goroutine ends with it.
 	defer func() { r.producers.End(inv, reset) }()
 	b := r.newBatch(ev.Records)
-	stopCtx, cancel := r.stopContext(ctx)
-	defer cancel()
-	b.publish(stopCtx)
-	b.deadLetter(stopCtx)
+	d := r.deadlines(ctx)
+	if d.set && !started.Before(d.publish) {
+		b.noTime(r.opts.DeadlineMargin, d.publish.Add(r.opts.DeadlineMargin).Sub(started))
+		r.log.ErrorContext(ctx, "no time to publish: the deadline margin is not shorter than the invocation's time left",
+			"deadlineMargin", r.opts.DeadlineMargin.String(), "error", b.cause)
+	}
+	publishCtx, cancel := d.context(ctx, d.publish)
+	b.publish(publishCtx)
+	cancel()
+	deadLetterCtx, cancel := d.context(ctx, d.deadLetter)
+	b.deadLetter(deadLetterCtx)
+	cancel()
 
-	s := b.summarize(started)
+	s := b.summarize(stamp)
 	reset = r.releaseProducers(b, s)
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		s.RequestID = lc.AwsRequestID
 	}
 	failed := s.failedRecord
 	if r.auditor != nil && len(ev.Records) > 0 {
-		auditCtx, cancel := withReserve(ctx, responseReserve)
+		auditCtx, cancel := d.context(ctx, d.audit)
 		s.AuditError = r.auditor.Record(auditCtx, b.auditBatch(s))
 		cancel()
 		if s.AuditError != nil {
@@ -94,6 +110,7 @@ func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.Kine
 		}
 	}
 
+	failed = mutateFailed(failed, len(ev.Records))
 	resp, err := b.response(failed)
 	s.Duration = time.Since(started)
 	s.finish(failed, len(ev.Records), resp)
@@ -102,6 +119,28 @@ func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.Kine
 		r.observer.Observe(ctx, s)
 	}
 	return resp, err
+}
+
+// checkEvent refuses an event that is not a batch of Kinesis records, saying what arrived.
+func checkEvent(ev events.KinesisEvent) error {
+	if len(ev.Records) == 0 {
+		return errors.New("not a Kinesis event: it holds no records (no Records array, or an empty one); nothing was published")
+	}
+	sources := map[string]int{}
+	for i := range ev.Records {
+		if src := ev.Records[i].EventSource; src != "aws:kinesis" {
+			sources[src]++
+		}
+	}
+	if len(sources) == 0 {
+		return nil
+	}
+	var parts []string
+	for _, src := range slices.Sorted(maps.Keys(sources)) {
+		parts = append(parts, fmt.Sprintf("%d with eventSource %q", sources[src], src))
+	}
+	return fmt.Errorf("not a Kinesis event: of its %d records, %s, where \"aws:kinesis\" is expected (is a trigger other than a Kinesis stream attached to the function?); nothing was published",
+		len(ev.Records), strings.Join(parts, " and "))
 }
 
 // logSummary writes the invocation's summary line and, when records failed, one line with the cause.
@@ -148,24 +187,51 @@ func (r *Relay) releaseProducers(b *batch, s *Summary) (reset bool) {
 	return false
 }
 
-// stopContext ends DeadlineMargin before the invocation deadline: after it, nothing more is sent and
-// no more receipts are awaited.
-func (r *Relay) stopContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if d, ok := ctx.Deadline(); ok {
-		return context.WithDeadlineCause(ctx, d.Add(-r.opts.DeadlineMargin), errDeadline)
-	}
-	return context.WithCancel(ctx)
+// maxResponseReserve is the most of the deadline margin kept for returning the response.
+const maxResponseReserve = 100 * time.Millisecond
+
+// deadlines are the instants at which each phase of an invocation stops. Publishing stops
+// DeadlineMargin before the invocation deadline; the margin is then shared by the dead letters, the
+// audit write and the response, each with a budget of its own: publishing that used all its time
+// still leaves the dead letters theirs (else a batch whose records all go to the dead-letter topic
+// would never get there, and the shard would stall), and slow dead letters still leave the audit
+// write and the response theirs.
+type deadlines struct {
+	set                        bool // the invocation has a deadline
+	publish, deadLetter, audit time.Time
 }
 
-// errDeadline is the cause of the stop context: the invocation is about to time out.
+func (r *Relay) deadlines(ctx context.Context) deadlines {
+	end, ok := ctx.Deadline()
+	if !ok {
+		return deadlines{}
+	}
+	margin := r.opts.DeadlineMargin
+	response := min(maxResponseReserve, margin/5)
+	audit := time.Duration(0) // the audit's share of the margin, taken from the dead letters' end
+	switch {
+	case r.auditor != nil && !r.opts.DeadLetterTopic.IsZero():
+		audit = (margin - response) / 2
+	case r.auditor != nil:
+		audit = margin - response
+	}
+	return deadlines{set: true,
+		publish:    end.Add(-margin),
+		deadLetter: end.Add(-response - audit),
+		audit:      end.Add(-response),
+	}
+}
+
+// context ends at the phase's stop instant; without an invocation deadline only with ctx.
+func (d deadlines) context(ctx context.Context, stop time.Time) (context.Context, context.CancelFunc) {
+	if !d.set {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadlineCause(ctx, stop, errDeadline)
+}
+
+// errDeadline is the cause of the phases' contexts: the invocation is about to time out.
 var errDeadline = errors.New("stopped before the invocation deadline")
-
-func withReserve(ctx context.Context, reserve time.Duration) (context.Context, context.CancelFunc) {
-	if d, ok := ctx.Deadline(); ok {
-		return context.WithDeadline(ctx, d.Add(-reserve))
-	}
-	return context.WithCancel(ctx)
-}
 
 // response names the first record not done; failed < 0 means all are done.
 func (b *batch) response(failed int) (events.KinesisEventResponse, error) {

@@ -6,8 +6,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -439,5 +441,77 @@ func createPartitionedTopic(t *testing.T, topic string, partitions int) {
 	defer cancel()
 	if err := localenv.Require(t).Admin().CreatePartitionedTopic(ctx, topic, partitions); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A terminated topic with a dead-letter topic, thousands of records and a short timeout: the batch
+// completes, each record on the dead-letter topic with its reason, and every invocation makes progress.
+// (One invocation usually dead-letters it all; under the race detector on a busy machine the retries
+// may have to finish it.) Before, every message made its own failing producer creation, publishing used
+// up the time, the dead letters were skipped at the stop deadline, and every retry named record 0: the
+// shard stalled until its records expired.
+func TestTerminatedTopicAtScaleIsDeadLettered(t *testing.T) {
+	const records, timeout = 6000, 5 * time.Second
+	tp := pulsartest.Topic(t, "terminated")
+	dlq := tp + "-dlq"
+	admin := localenv.Require(t).Admin()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := admin.CreateTopic(ctx, tp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.TerminateTopic(ctx, tp); err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.DiscardHandler) // one warning per dead letter, the client's own errors
+	pool := producer.NewPool(producer.Options{ServiceURL: serviceURL(t), Logger: quiet})
+	t.Cleanup(func() { pool.Close(context.Background()) })
+	sums := &summaries{}
+	r := relay.New(relay.Options{Topic: streamtopic.MustParse(tp), DeadLetterTopic: streamtopic.MustParse(dlq), Properties: relay.AllProperties}, pool, nil, sums, quiet)
+	shard := kinesistest.NewShard("terminated", 3)
+	var ev events.KinesisEvent
+	bySeq := map[string]int{}
+	for i := range records {
+		ev.Records = append(ev.Records, shard.Record(fmt.Sprintf("k%d", i%16), fmt.Appendf(nil, "record %d", i)))
+		bySeq[ev.Records[i].Kinesis.SequenceNumber] = i
+	}
+
+	// Retry as the event source mapping does, from the reported record.
+	for next, invocation := 0, 1; next >= 0; invocation++ {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		resp, err := r.Handle(ctx, events.KinesisEvent{Records: ev.Records[next:]})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := sums.last(t)
+		t.Logf("invocation %d, records %d..: %s in %v, %d dead-lettered, %d producer(s) created", invocation, next,
+			s.Outcome, s.Duration.Round(time.Millisecond), s.DeadLettered, s.ProducersCreated)
+		if s.Duration >= timeout {
+			t.Fatalf("invocation %d took %v of %v", invocation, s.Duration, timeout)
+		}
+		if len(resp.BatchItemFailures) == 0 {
+			break
+		}
+		failed := bySeq[resp.BatchItemFailures[0].ItemIdentifier]
+		if failed <= next || invocation == 5 {
+			t.Fatalf("invocation %d of records %d.. reported record %d (cause %v): the shard is not making progress",
+				invocation, next, failed, s.Cause)
+		}
+		next = failed
+	}
+	seen := map[string]bool{}
+	for _, m := range pulsartest.ReadAll(t, pulsartest.Client(t, serviceURL(t)), dlq, 3*time.Minute) {
+		p := m.Properties()
+		if p[relay.PropDeadLetterTopic] != tp || !strings.Contains(p[relay.PropDeadLetterError], "TopicTerminated") {
+			t.Fatalf("dead letter %s: %s=%q %s=%q", m.ID(), relay.PropDeadLetterTopic, p[relay.PropDeadLetterTopic],
+				relay.PropDeadLetterError, p[relay.PropDeadLetterError])
+		}
+		seen[p["kinesis.sequence.number"]] = true
+	}
+	for i, rec := range ev.Records {
+		if !seen[rec.Kinesis.SequenceNumber] {
+			t.Fatalf("record %d is not on the dead-letter topic (%d of %d are)", i, len(seen), records)
+		}
 	}
 }

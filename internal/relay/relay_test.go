@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,12 +29,16 @@ import (
 type answer func(topic string, n int, msg *pulsar.ProducerMessage) (delay time.Duration, err error, never bool)
 
 type fakeProducers struct {
-	mu     sync.Mutex
-	answer answer
-	sent   map[string][]*pulsar.ProducerMessage
-	events []string // "send <topic> <n>" and "ack <topic> <n>", in order
-	prods  map[string]*fakeProducer
-	err    error // Producer fails with it when set
+	mu         sync.Mutex
+	answer     answer
+	syncErrors bool // an error without delay reaches the callback before SendAsync returns
+	sent       map[string][]*pulsar.ProducerMessage
+	events     []string // "send <topic> <n>" and "ack <topic> <n>", in order
+	prods      map[string]*fakeProducer
+	err        error // Producer fails with it when set
+	// refuse makes Producer fail for one topic; attempts counts Producer calls per topic.
+	refuse   map[string]error
+	attempts map[string]int
 }
 
 func newFake(a answer) *fakeProducers {
@@ -45,8 +51,15 @@ func newFake(a answer) *fakeProducers {
 func (f *fakeProducers) Producer(_ context.Context, topic string, kind producer.Kind) (pulsar.Producer, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.attempts == nil {
+		f.attempts = map[string]int{}
+	}
+	f.attempts[topic]++
 	if f.err != nil {
 		return nil, false, f.err
+	}
+	if err := f.refuse[topic]; err != nil {
+		return nil, false, err
 	}
 	k := fmt.Sprintf("%s/%s", topic, kind)
 	p, ok := f.prods[k]
@@ -95,6 +108,11 @@ func (p *fakeProducer) SendAsync(ctx context.Context, msg *pulsar.ProducerMessag
 	delay, err, never := f.answer(p.topic, n, msg)
 	f.mu.Unlock()
 	if never {
+		return
+	}
+	if err != nil && delay == 0 && f.syncErrors {
+		// As pulsar-client-go does for errors it finds before queueing (too large, closed producer).
+		cb(nil, msg, err)
 		return
 	}
 	go func() {
@@ -255,12 +273,14 @@ func TestStopsSendingAfterFailure(t *testing.T) {
 		}
 		return 0, nil, false
 	})
-	// The failure answer arrives asynchronously, so a few messages may already be out; not all 1000.
+	// The failure reaches the callback before SendAsync returns, so the relay knows of it before the
+	// next send: not one message may follow the 4th.
+	fake.syncErrors = true
 	if _, _, err := run(t, Options{}, fake, nil, plainEvent(1000), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(fake.sent[topic]); n >= 1000 {
-		t.Errorf("sent %d messages after a failure at the 4th", n)
+	if n := len(fake.sent[topic]); n != 4 {
+		t.Errorf("sent %d messages, want 4: none after the failure of the 4th", n)
 	}
 }
 
@@ -489,7 +509,7 @@ func TestProducerRelease(t *testing.T) {
 func TestArrivalTimeRoundsToTheMillisecond(t *testing.T) {
 	var ev events.KinesisEvent
 	for ms := 0; ms < 1000; ms++ {
-		body := fmt.Sprintf(`{"Records":[{"eventID":"shardId-000000000000:1","eventSourceARN":"arn:aws:kinesis:us-east-1:1:stream/s",
+		body := fmt.Sprintf(`{"Records":[{"eventSource":"aws:kinesis","eventID":"shardId-000000000000:1","eventSourceARN":"arn:aws:kinesis:us-east-1:1:stream/s",
 			"kinesis":{"sequenceNumber":"%d","partitionKey":"k","data":"eA==","approximateArrivalTimestamp":1545084650.%03d}}]}`, ms+1, ms)
 		var one events.KinesisEvent
 		if err := json.Unmarshal([]byte(body), &one); err != nil {
@@ -547,5 +567,155 @@ func TestPermanent(t *testing.T) {
 		if got := permanent(tc.err); got != tc.want {
 			t.Errorf("permanent(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// The deadline margin gives the dead letters, the audit write and the response a budget each.
+func TestDeadlineBudgets(t *testing.T) {
+	const dlq = "persistent://public/default/dlq"
+	for _, tc := range []struct {
+		name       string
+		answer     answer
+		wantFailed int // record the response names
+		wantDead   int
+	}{
+		// Record 0 can never reach its topic, record 1 is never answered: publishing waits until its
+		// stop deadline, and record 0 must still go to the dead-letter topic. Before, the dead letters
+		// were skipped at the stop deadline and every retry named record 0: the shard stalled.
+		{"publishing used all its time", func(tp string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+			switch {
+			case tp == dlq:
+				return 0, nil, false
+			case n == 0:
+				return 0, pulsar.ErrMessageTooLarge, false
+			}
+			return 0, nil, true
+		}, 1, 1},
+		// The dead-letter topic never answers: the dead letters stop at their budget's end, and the
+		// audit write and the response still get theirs.
+		{"dead letters never confirmed", func(tp string, _ int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+			if tp == dlq {
+				return 0, nil, true
+			}
+			return 0, pulsar.ErrMessageTooLarge, false
+		}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := plainEvent(3)
+			a := &auditBudget{}
+			start := time.Now()
+			const timeout, margin = 1500 * time.Millisecond, 600 * time.Millisecond
+			resp, s, err := run(t, Options{DeadLetterTopic: streamtopic.MustParse(dlq), DeadlineMargin: margin}, newFake(tc.answer), a, ev, timeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := failedAt(resp), ev.Records[tc.wantFailed].Kinesis.SequenceNumber; got != want || s.DeadLettered != tc.wantDead {
+				t.Errorf("response names %s after %d dead letter(s), want record %d (%s) after %d", got, s.DeadLettered, tc.wantFailed, want, tc.wantDead)
+			}
+			if took := time.Since(start); took > timeout-50*time.Millisecond {
+				t.Errorf("returned after %v of %v", took, timeout)
+			}
+			if a.left < (margin-maxResponseReserve)/2-50*time.Millisecond {
+				t.Errorf("the audit write had %v left, want about half of the margin after the response's reserve", a.left)
+			}
+		})
+	}
+}
+
+// auditBudget records how much time its context left the audit write.
+type auditBudget struct{ left time.Duration }
+
+func (a *auditBudget) Record(ctx context.Context, _ audit.Batch) error {
+	if d, ok := ctx.Deadline(); ok && ctx.Err() == nil {
+		a.left = time.Until(d)
+	}
+	return nil
+}
+
+// A producer that cannot be created (a terminated topic) is tried once per batch, not once per
+// message: each attempt is a lookup and a CreateProducer round trip.
+func TestProducerCreationFailureIsRememberedForTheBatch(t *testing.T) {
+	const dlq = "persistent://public/default/dlq"
+	fake := newFake(nil)
+	fake.refuse = map[string]error{topic: errors.New("server error: TopicTerminatedError: Topic was already terminated")}
+	ev := plainEvent(500)
+	resp, s, err := run(t, Options{DeadLetterTopic: streamtopic.MustParse(dlq)}, fake, nil, ev, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.BatchItemFailures) != 0 || s.DeadLettered != 500 {
+		t.Errorf("response %v, %d dead-lettered; want all 500", resp, s.DeadLettered)
+	}
+	if fake.attempts[topic] != 1 || fake.attempts[dlq] != 1 {
+		t.Errorf("producer attempts %v, want one per topic", fake.attempts)
+	}
+}
+
+// A trigger attached by mistake (SQS, DynamoDB Streams, S3, a schedule) must fail the invocation with
+// an error saying what arrived, and publish nothing: a success would checkpoint events never published.
+func TestRefusesEventsThatAreNotKinesis(t *testing.T) {
+	kinesisRecord := plainEvent(1).Records[0]
+	for _, tc := range []struct {
+		name, payload string
+		want          []string
+	}{
+		{"sqs", `{"Records":[{"messageId":"1","eventSource":"aws:sqs","body":"x"},{"messageId":"2","eventSource":"aws:sqs","body":"y"}]}`,
+			[]string{`2 with eventSource "aws:sqs"`, "of its 2 records"}},
+		{"dynamodb streams", `{"Records":[{"eventID":"1","eventSource":"aws:dynamodb","dynamodb":{"Keys":{}}}]}`,
+			[]string{`1 with eventSource "aws:dynamodb"`}},
+		{"s3", `{"Records":[{"eventSource":"aws:s3","s3":{"bucket":{"name":"b"}}}]}`, []string{`1 with eventSource "aws:s3"`}},
+		{"no records", `{"version":"0","detail-type":"Scheduled Event","source":"aws.events","detail":{}}`, []string{"holds no records"}},
+		{"empty records", `{"Records":[]}`, []string{"holds no records"}},
+		{"one stray record", func() string {
+			b, _ := json.Marshal(events.KinesisEvent{Records: []events.KinesisEventRecord{kinesisRecord, {EventSource: "aws:sqs"}}})
+			return string(b)
+		}(), []string{`1 with eventSource "aws:sqs"`, "of its 2 records"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ev events.KinesisEvent
+			if err := json.Unmarshal([]byte(tc.payload), &ev); err != nil {
+				t.Fatal(err)
+			}
+			fake := newFake(nil)
+			_, s, err := run(t, Options{}, fake, nil, ev, 5*time.Second)
+			if err == nil {
+				t.Fatal("handled, want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if len(fake.sent) > 0 || len(fake.attempts) > 0 || s != nil {
+				t.Errorf("sent %v, producers asked %v, summary %v: want nothing done", fake.sent, fake.attempts, s)
+			}
+		})
+	}
+}
+
+// A DEADLINE_MARGIN_MS as long as the invocation's time leaves nothing to publish: the log and the
+// metrics say so, rather than every batch failing with the generic deadline cause.
+func TestNoTimeToPublish(t *testing.T) {
+	var logs strings.Builder
+	obs := &lastSummary{}
+	r := New(Options{Topic: streamtopic.MustParse(topic), DeadlineMargin: time.Second}, newFake(nil), nil, obs, slog.New(slog.NewTextHandler(&logs, nil)))
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	ev := plainEvent(2)
+	resp, err := r.Handle(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := obs.s
+	if failedAt(resp) != ev.Records[0].Kinesis.SequenceNumber || !s.NoPublishTime || !errors.Is(s.Cause, errNoPublishTime) {
+		t.Fatalf("response %v, no publish time %v, cause %v", resp, s.NoPublishTime, s.Cause)
+	}
+	if !strings.Contains(logs.String(), "no time to publish") || !strings.Contains(s.Cause.Error(), "deadline margin is 1s") {
+		t.Errorf("cause %v; log:\n%s", s.Cause, logs.String())
+	}
+	// With time to publish, nothing is said.
+	_, s, _ = run(t, Options{DeadlineMargin: 100 * time.Millisecond}, newFake(nil), nil, plainEvent(2), 5*time.Second)
+	if s.NoPublishTime {
+		t.Errorf("no publish time reported with 5 s left and a 100 ms margin")
 	}
 }

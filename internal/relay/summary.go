@@ -39,6 +39,7 @@ type Summary struct {
 	Cause          error // why the first record not done is not done
 
 	DeadlineStop     bool // waiting for the broker ended at the invocation's stop deadline
+	NoPublishTime    bool // the deadline margin left the invocation no time to publish at all
 	ProducersCreated int  // cold producers this invocation had to create
 	// PublishLatencies are send-to-receipt times of confirmed messages: all of them, or 100 evenly
 	// spaced quantiles when there are more.
@@ -63,7 +64,7 @@ func (b *batch) summarize(started time.Time) *Summary {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := &Summary{Started: started, Records: len(b.sources), Messages: len(b.msgs),
-		DeadlineStop: b.deadline, ProducersCreated: b.created, checkpointRecord: -1}
+		DeadlineStop: b.deadline, NoPublishTime: b.noPublishTime, ProducersCreated: b.created, checkpointRecord: -1}
 	if len(b.sources) > 0 {
 		first, last := b.sources[0], b.sources[len(b.sources)-1]
 		s.StreamARN, s.Stream, s.ShardID, s.Topic = first.rec.EventSourceArn, first.stream, first.shardID, first.topic

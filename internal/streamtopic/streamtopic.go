@@ -36,6 +36,11 @@ func Parse(s string) (Template, error) {
 	return Template{s: s}, nil
 }
 
+// IsName reports whether s is a plain topic name Pulsar accepts, without {stream} (the sink's topics).
+func IsName(s string) bool {
+	return pattern.MatchString(s) && !strings.ContainsAny(s, "{}")
+}
+
 // MustParse is Parse for names known to be valid (tests, tools); it panics on an invalid one.
 func MustParse(s string) Template {
 	t, err := Parse(s)
@@ -47,6 +52,18 @@ func MustParse(s string) Template {
 
 // String returns the template as written.
 func (t Template) String() string { return t.s }
+
+// FullName completes a short name as Pulsar does: tenant/ns/topic and a bare topic (in public/default)
+// are persistent.
+func (t Template) FullName() string {
+	switch {
+	case strings.Contains(t.s, "://"):
+		return t.s
+	case strings.Count(t.s, "/") == 2:
+		return "persistent://" + t.s
+	}
+	return "persistent://public/default/" + t.s
+}
 
 // IsZero reports whether t is no topic.
 func (t Template) IsZero() bool { return t.s == "" }

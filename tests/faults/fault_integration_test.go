@@ -35,6 +35,10 @@ func TestFaults(t *testing.T) {
 	}{
 		{"proxy_is_the_only_path", proxyIsTheOnlyPath},
 		{"broker_down_before_invocation", brokerDownBeforeInvocation},
+		// Early in the list: cheap, and the scenarios that catch two of the relay mutants
+		// (TestMutantsAreCaught runs the matrix until the first failure).
+		{"too_large_last_without_dead_letter", tooLargeAt(false, 59)},
+		{"dead_letter_topic_terminated", deadLetterTopicTerminated},
 		{"broker_killed_mid_batch", brokerKilledMidBatch},
 		{"broker_restarted_between_invocations", brokerRestartedBetweenInvocations},
 		{"connection_reset_mid_batch", connectionResetMidBatch},
@@ -48,6 +52,7 @@ func TestFaults(t *testing.T) {
 		{"frozen_past_keepalive", frozenPastKeepAlive},
 		{"frozen_silent_drop", frozenSilentDrop},
 		{"frozen_silent_drop_default_keepalive", frozenSilentDropDefaultKeepAlive},
+		{"reclaimed_after_every_response", reclaimedAfterEveryResponse},
 		{"secrets_manager_down", secretsManagerDown},
 		{"secrets_manager_slow", secretsManagerSlow},
 		{"dynamodb_down_audit_optional", dynamoDown(false)},
@@ -617,7 +622,10 @@ func dynamoSlow(required bool) func(*testing.T, *faultBroker) {
 // A record larger than the broker accepts, chunking off: with a dead-letter topic it lands there and
 // the batch is delivered; without one the batch stops at it, every retry reports the same record,
 // and nothing before it is missing.
-func tooLarge(deadLetter bool) func(*testing.T, *faultBroker) {
+func tooLarge(deadLetter bool) func(*testing.T, *faultBroker) { return tooLargeAt(deadLetter, 25) }
+
+// tooLargeAt is tooLarge with the record at index at (of 60) too large.
+func tooLargeAt(deadLetter bool, at int) func(*testing.T, *faultBroker) {
 	return func(t *testing.T, fb *faultBroker) {
 		tp := topic(t)
 		extra := []string{"PULSAR_CHUNKING", "false"}
@@ -627,9 +635,9 @@ func tooLarge(deadLetter bool) func(*testing.T, *faultBroker) {
 			extra = append(extra, "DEAD_LETTER_TOPIC", dlt)
 		}
 		f := newInproc(t, vars(fb, tp, extra...), 10*time.Second, awsEndpoints{})
-		l := newLedger(t, fb, tp, dlt, batchSpec{stream: "large", n: 60, size: 512, tooLarge: []int{25}})
+		l := newLedger(t, fb, tp, dlt, batchSpec{stream: "large", n: 60, size: 512, tooLarge: []int{at}})
 		next, o := l.first(f)
-		want := 25
+		want := at
 		if deadLetter {
 			want = -1
 		}
@@ -788,4 +796,62 @@ func concurrentReset(t *testing.T, fb *faultBroker) {
 			l.finish()
 		}
 	}
+}
+
+// The dead-letter topic is terminated while its producer is warm: a record that can reach neither
+// topic is reported, by every retry, and never acknowledged before a dead letter of it is confirmed.
+func deadLetterTopicTerminated(t *testing.T, fb *faultBroker) {
+	tp := topic(t)
+	dlt := tp + "-dlq"
+	f := newInproc(t, vars(fb, tp, "PULSAR_CHUNKING", "false", "DEAD_LETTER_TOPIC", dlt), 10*time.Second, awsEndpoints{})
+	// A first batch dead-letters a record, so the dead-letter producer is warm.
+	warmed := newLedger(t, fb, tp, dlt, batchSpec{stream: "dlq", shard: 1, n: 20, size: 512, tooLarge: []int{10}})
+	if next, o := warmed.first(f); next != -1 {
+		t.Errorf("with both topics available: %v, next %d; want the batch delivered", describe(o), next)
+	}
+	warmed.check("after the first batch", true)
+	warmed.finish()
+	if _, err := fb.admin.TerminateTopic(context.Background(), dlt); err != nil {
+		t.Fatal(err)
+	}
+	const poison = 20
+	l := newLedger(t, fb, tp, dlt, batchSpec{stream: "dlq", shard: 2, n: 40, size: 512, tooLarge: []int{poison}})
+	next, o := l.first(f)
+	if next != poison {
+		t.Errorf("dead-letter topic terminated: %v, next %d; want record %d reported", describe(o), next, poison)
+	}
+	if still := l.replay(f, next, 2); still != poison {
+		t.Errorf("the retries ended at record %d, want %d", still, poison)
+	}
+	l.check("after the retries", false)
+	l.finish()
+}
+
+// The real bootstrap, killed (SIGKILL) right after every response, as Lambda may reclaim an
+// environment once it answered. The link is slow, so the first invocation ends at its deadline with
+// messages sent and not confirmed: whatever a response acknowledged must be in Pulsar although no
+// process is left to resend it; every retry is a cold start.
+func reclaimedAfterEveryResponse(t *testing.T, fb *faultBroker) {
+	tp := topic(t)
+	b := newBoot(t, vars(fb, tp), 4*time.Second)
+	warm(t, fb, b, tp, 9)
+	inv := reclaimed{b}
+	l := newLedger(t, fb, tp, "", batchSpec{stream: "reclaim", n: 1000, size: 2048, aggregateEvery: 100, aggregateOf: 10})
+	fb.proxy.toxic(t, "bandwidth", "upstream", map[string]any{"rate": 256})
+	next, o := l.first(inv)
+	if next == -1 {
+		t.Errorf("2 MB went through a 256 KB/s link in %v", o.took)
+	}
+	l.check("after the reclaim", false)
+	slow := l.replay(inv, next, 2)
+	fb.proxy.heal(t)
+	if slow >= 0 {
+		l.replay(inv, slow, 3)
+	}
+	l.check("after the retries", true)
+	t.Logf("%d bootstrap processes started", b.env.Launches())
+	if b.env.Launches() < 2 {
+		t.Errorf("the bootstrap was never killed")
+	}
+	l.finish()
 }

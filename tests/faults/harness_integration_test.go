@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +23,6 @@ import (
 	"github.com/Shopify/toxiproxy/v2/toxics"
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -34,6 +34,7 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
 	"github.com/streambridge/kinesis-pulsar/internal/auth"
 	"github.com/streambridge/kinesis-pulsar/internal/config"
+	"github.com/streambridge/kinesis-pulsar/internal/eventjson"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
 	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
@@ -353,6 +354,11 @@ type outcome struct {
 	// late is set when the handler returned after the invocation deadline: Lambda would have timed
 	// it out.
 	late bool
+	// returned is when the response was complete; receipts, when not nil, tells when the broker's
+	// receipt of a message reached the function (in-process invocations only: the real bootstrap is
+	// checked by killing it right after its response instead).
+	returned time.Time
+	receipts *countingProducers
 }
 
 // invoker runs one invocation.
@@ -361,11 +367,12 @@ type invoker interface {
 }
 
 // inproc is the handler wired exactly as functions/kinesis-to-pulsar/main.go wires it, from the same
-// environment variables, run in this process through aws-lambda-go's handler (JSON in, JSON out).
+// environment variables, run in this process through the same raw handler (eventjson.Handler: JSON
+// in, JSON out).
 type inproc struct {
 	relay    *relay.Relay
 	pool     *producer.Pool
-	handler  lambda.Handler
+	handler  eventjson.Handler
 	timeout  time.Duration
 	log      *runtimeapi.Output
 	counting *countingProducers
@@ -423,7 +430,7 @@ func newInproc(t *testing.T, vars map[string]string, timeout time.Duration, endp
 	}
 	counting := &countingProducers{Producers: pool}
 	r := relay.New(cfg.Relay, counting, auditor, nil, log)
-	return &inproc{relay: r, pool: pool, handler: lambda.NewHandler(r.Handle), timeout: timeout, log: logs, counting: counting}
+	return &inproc{relay: r, pool: pool, handler: eventjson.Handler(r.Handle), timeout: timeout, log: logs, counting: counting}
 }
 
 func (f *inproc) invoke(t testing.TB, ev events.KinesisEvent) outcome {
@@ -437,7 +444,8 @@ func (f *inproc) invoke(t testing.TB, ev events.KinesisEvent) outcome {
 	defer cancel()
 	started := time.Now()
 	out, err := f.handler.Invoke(ctx, payload)
-	o := outcome{took: time.Since(started), late: time.Now().After(deadline)}
+	o := outcome{took: time.Since(started), returned: time.Now(), receipts: f.counting}
+	o.late = o.returned.After(deadline)
 	switch {
 	case o.late:
 		o.fnErr = fmt.Errorf("task timed out after %v", f.timeout)
@@ -452,7 +460,8 @@ func (f *inproc) invoke(t testing.TB, ev events.KinesisEvent) outcome {
 }
 
 // countingProducers passes the pool through and counts broker receipts, so a scenario can strike
-// while a batch is in flight.
+// while a batch is in flight, and notes when each message's first receipt arrived, so the checker can
+// tell a record confirmed before the response from one confirmed after it (or never).
 type countingProducers struct {
 	relay.Producers
 	receipts atomic.Int64
@@ -460,6 +469,18 @@ type countingProducers struct {
 	mu       sync.Mutex
 	trigger  func()
 	at       int64
+	first    map[string]time.Time // receiptKey -> first receipt
+}
+
+// receiptKey names a message by the kinesis.* properties the relay attaches.
+func receiptKey(shardID, seq, sub string) string { return shardID + "/" + seq + "/" + sub }
+
+// receivedAt returns when the first receipt for the message arrived.
+func (c *countingProducers) receivedAt(shardID, seq, sub string) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at, ok := c.first[receiptKey(shardID, seq, sub)]
+	return at, ok
 }
 
 // onReceipts runs fn once, on its own goroutine, when n more receipts have arrived; the channel is
@@ -509,9 +530,17 @@ func (c *countingProducers) Discard(topic string, kind producer.Kind, p pulsar.P
 	c.Producers.Discard(topic, kind, p)
 }
 
-func (c *countingProducers) receipt() {
+func (c *countingProducers) receipt(m *pulsar.ProducerMessage) {
+	now := time.Now()
 	n := c.receipts.Add(1)
 	c.mu.Lock()
+	k := receiptKey(m.Properties["kinesis.shard.id"], m.Properties["kinesis.sequence.number"], m.Properties["kinesis.sub.sequence.number"])
+	if _, ok := c.first[k]; !ok {
+		if c.first == nil {
+			c.first = map[string]time.Time{}
+		}
+		c.first[k] = now
+	}
 	fn := c.trigger
 	if fn != nil && n >= c.at {
 		c.trigger = nil
@@ -530,7 +559,7 @@ type countingProducer struct {
 func (p *countingProducer) SendAsync(ctx context.Context, m *pulsar.ProducerMessage, cb func(pulsar.MessageID, *pulsar.ProducerMessage, error)) {
 	p.Producer.SendAsync(ctx, m, func(id pulsar.MessageID, pm *pulsar.ProducerMessage, err error) {
 		if err == nil {
-			p.c.receipt()
+			p.c.receipt(m)
 		}
 		cb(id, pm, err)
 	})
@@ -587,6 +616,23 @@ func (b *boot) invoke(t testing.TB, ev events.KinesisEvent) outcome {
 	default:
 		if err := json.Unmarshal(res.Payload, &o.resp); err != nil {
 			t.Fatalf("response %s: %v", res.Payload, err)
+		}
+	}
+	return o
+}
+
+// reclaimed is the real bootstrap killed (SIGKILL: no flush, no SIGTERM) right after each response,
+// as Lambda may reclaim an environment once it answered: whatever the response acknowledged must be in
+// Pulsar already, for nothing left in the process will ever send it. The next invocation is a cold
+// start.
+type reclaimed struct{ *boot }
+
+func (r reclaimed) invoke(t testing.TB, ev events.KinesisEvent) outcome {
+	t.Helper()
+	o := r.boot.invoke(t, ev)
+	if pid := r.env.PID(); pid > 0 {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			t.Fatalf("killing the bootstrap: %v", err)
 		}
 	}
 	return o

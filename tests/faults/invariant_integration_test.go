@@ -202,12 +202,39 @@ func (l *ledger) apply(from int, o outcome) int {
 	}
 	for i := from; i < end; i++ {
 		l.done[i] = true
+		l.receivedBefore(o, i)
 	}
 	if first {
 		l.confirmed = end - from
 		l.firstFailed = next
 	}
 	return next
+}
+
+// receivedBefore asserts that every message of record i, which invocation o acknowledged as done, had
+// its broker receipt before o returned: in Lambda the environment may be reclaimed right after the
+// response, and a message the warm producer still holds is then lost, even if a resend would have
+// reached Pulsar later.
+func (l *ledger) receivedBefore(o outcome, i int) {
+	if o.receipts == nil {
+		return
+	}
+	seq := l.records[i].Kinesis.SequenceNumber
+	for j := l.firstMsg[i]; j < l.firstMsg[i+1]; j++ {
+		w := &l.msgs[j]
+		sub := ""
+		if w.sub >= 0 {
+			sub = strconv.Itoa(w.sub)
+		}
+		at, ok := o.receipts.receivedAt(l.shardID, seq, sub)
+		switch {
+		case !ok:
+			l.violate("invocation %d acknowledged record %d done, but message %s had no broker receipt when it returned", l.invocations, i, w.id())
+		case at.After(o.returned):
+			l.violate("invocation %d acknowledged record %d done, but message %s had its broker receipt %v after the response: "+
+				"a reclaimed environment would have lost it", l.invocations, i, w.id(), at.Sub(o.returned).Round(time.Microsecond))
+		}
+	}
 }
 
 // check reads the topic (and the dead-letter topic) and asserts the invariant: every record

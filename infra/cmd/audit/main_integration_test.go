@@ -27,6 +27,12 @@ import (
 type fixture struct {
 	table, arn string
 	seq        map[string]string // shard id → the sequence number of its checkpoint
+	started    time.Time         // the first batch's start; the others follow within minutes
+}
+
+// at formats the instant d after the first batch's start as the tool prints it.
+func (f *fixture) at(d time.Duration) string {
+	return f.started.Add(d).UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -69,7 +75,9 @@ func newFixture(t *testing.T) *fixture {
 		_, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(f.table)})
 	})
 	tab := audit.New(db, audit.Options{Table: f.table})
-	started := time.Date(2026, 11, 22, 14, 0, 0, 0, time.UTC)
+	// From the stack's clock: DynamoDB's TTL sweeper deletes batch items a week after their start.
+	started := localenv.Now().UTC().Truncate(time.Minute)
+	f.started = started
 	const prefix = "495903382714902566085596925383615710959215759891365"
 	for _, b := range []audit.Batch{
 		// Shard 0: delivered, then partly failed (the checkpoint stops before the failed record).
@@ -124,9 +132,9 @@ func TestCheckpoints(t *testing.T) {
 	t.Logf("checkpoints:\n%s", out)
 	want := [][]string{
 		{"SHARD", "STATE", "CHECKPOINT SEQUENCE NUMBER", "UPDATED AT", "REQUEST ID", "LAST MESSAGE ID", "TOPIC"},
-		{"shardId-000000000000", "closed", f.seq["shardId-000000000000"], "2026-11-22T14:02:01.500Z", "req-0b", "12:4:-1:4", topic},
+		{"shardId-000000000000", "closed", f.seq["shardId-000000000000"], f.at(2*time.Minute + 1500*time.Millisecond), "req-0b", "12:4:-1:4", topic},
 		{"shardId-000000000001", "open", "-", "-", "-", "-", "-"},
-		{"shardId-000000000002", "open", f.seq["shardId-000000000002"], "2026-11-22T14:03:00.000Z", "req-2a", "13:0:-1:0", topic},
+		{"shardId-000000000002", "open", f.seq["shardId-000000000002"], f.at(3 * time.Minute), "req-2a", "13:0:-1:0", topic},
 		{"shardId-000000000003", "open", "-", "-", "-", "-", "-"},
 	}
 	if got := rows(out); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -142,9 +150,9 @@ func TestCheckpoints(t *testing.T) {
 		t.Fatalf("--json output %s: %v", out, err)
 	}
 	wantJSON := []shardRow{
-		{ShardID: "shardId-000000000000", State: "closed", SequenceNumber: f.seq["shardId-000000000000"], UpdatedAt: "2026-11-22T14:02:01.500Z", RequestID: "req-0b", Topic: topic, LastMessageID: "12:4:-1:4"},
+		{ShardID: "shardId-000000000000", State: "closed", SequenceNumber: f.seq["shardId-000000000000"], UpdatedAt: f.at(2*time.Minute + 1500*time.Millisecond), RequestID: "req-0b", Topic: topic, LastMessageID: "12:4:-1:4"},
 		{ShardID: "shardId-000000000001", State: "open"},
-		{ShardID: "shardId-000000000002", State: "open", ParentShardID: "shardId-000000000000", SequenceNumber: f.seq["shardId-000000000002"], UpdatedAt: "2026-11-22T14:03:00.000Z", RequestID: "req-2a", Topic: topic, LastMessageID: "13:0:-1:0"},
+		{ShardID: "shardId-000000000002", State: "open", ParentShardID: "shardId-000000000000", SequenceNumber: f.seq["shardId-000000000002"], UpdatedAt: f.at(3 * time.Minute), RequestID: "req-2a", Topic: topic, LastMessageID: "13:0:-1:0"},
 		{ShardID: "shardId-000000000003", State: "open", ParentShardID: "shardId-000000000000"},
 	}
 	if fmt.Sprint(js) != fmt.Sprint(wantJSON) {
@@ -157,8 +165,8 @@ func TestCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = [][]string{want[0], {"shardId-000000000000", "-", f.seq["shardId-000000000000"], "2026-11-22T14:02:01.500Z", "req-0b", "12:4:-1:4", topic},
-		{"shardId-000000000002", "-", f.seq["shardId-000000000002"], "2026-11-22T14:03:00.000Z", "req-2a", "13:0:-1:0", topic}}
+	want = [][]string{want[0], {"shardId-000000000000", "-", f.seq["shardId-000000000000"], f.at(2*time.Minute + 1500*time.Millisecond), "req-0b", "12:4:-1:4", topic},
+		{"shardId-000000000002", "-", f.seq["shardId-000000000002"], f.at(3 * time.Minute), "req-2a", "13:0:-1:0", topic}}
 	if got := rows(out); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("--scan output:\n%s\nwant rows %q", out, want)
 	}
@@ -176,8 +184,8 @@ func TestBatches(t *testing.T) {
 	f := newFixture(t)
 	const prefix = "495903382714902566085596925383615710959215759891365"
 	header := []string{"STARTED AT", "MS", "RECORDS", "PUBLISHED", "DEAD-LETTERED", "OUTCOME", "FIRST SEQUENCE NUMBER", "LAST SEQUENCE NUMBER", "FAILED AT", "REQUEST ID"}
-	second := []string{"2026-11-22T14:02:00.000Z", "1500", "10", "4", "1", "partial", prefix + "00011", prefix + "00020", prefix + "00016", "req-0b"}
-	first := []string{"2026-11-22T14:00:00.000Z", "0", "10", "10", "0", "delivered", prefix + "00001", prefix + "00010", "-", "req-0a"}
+	second := []string{f.at(2 * time.Minute), "1500", "10", "4", "1", "partial", prefix + "00011", prefix + "00020", prefix + "00016", "req-0b"}
+	first := []string{f.at(0), "0", "10", "10", "0", "delivered", prefix + "00001", prefix + "00010", "-", "req-0a"}
 	shard0 := []string{"batches", "--table", f.table, "--stream-arn", f.arn, "--shard", "shardId-000000000000"}
 	for _, c := range []struct {
 		name string
@@ -186,10 +194,11 @@ func TestBatches(t *testing.T) {
 	}{
 		{"all", shard0, [][]string{header, second, first}},
 		{"newest", append(shard0, "-n", "1"), [][]string{header, second}},
-		{"until 14:01", append(shard0, "--until", "2026-11-22T14:01"), [][]string{header, first}},
-		{"until 14:02, RFC 3339", append(shard0, "--until", "2026-11-22T15:02:00+01:00"), [][]string{header, second, first}},
+		{"until a minute after the first", append(shard0, "--until", f.started.Add(time.Minute).Format("2006-01-02T15:04")), [][]string{header, first}},
+		{"until the second, RFC 3339 in another zone", append(shard0, "--until", f.started.Add(2*time.Minute).In(time.FixedZone("", 3600)).Format(time.RFC3339)),
+			[][]string{header, second, first}},
 		{"failed batch", []string{"batches", "--table", f.table, "--stream-arn", f.arn, "--shard", "shardId-000000000001"},
-			[][]string{header, {"2026-11-22T14:01:00.000Z", "0", "3", "0", "0", "failed", prefix + "10001", prefix + "10003", prefix + "10001", "req-1a"}}},
+			[][]string{header, {f.at(time.Minute), "0", "3", "0", "0", "failed", prefix + "10001", prefix + "10003", prefix + "10001", "req-1a"}}},
 		{"none", []string{"batches", "--table", f.table, "--stream-arn", f.arn, "--shard", "shardId-000000000003"},
 			[][]string{{"no batch of shardId-000000000003 in " + f.table}}},
 	} {
@@ -216,8 +225,8 @@ func TestBatches(t *testing.T) {
 	want := map[string]any{
 		"firstSequenceNumber": prefix + "00011", "lastSequenceNumber": prefix + "00020", "checkpointSequenceNumber": prefix + "00015",
 		"failedSequenceNumber": prefix + "00016", "records": 10.0, "published": 4.0, "deadLettered": 1.0,
-		"startedAt": "2026-11-22T14:02:00.000Z", "durationMs": 1500.0, "topic": "persistent://public/default/orders",
-		"requestId": "req-0b", "expiresAt": "2026-11-29T14:02:00Z", "outcome": "partial",
+		"startedAt": f.at(2 * time.Minute), "durationMs": 1500.0, "topic": "persistent://public/default/orders",
+		"requestId": "req-0b", "expiresAt": f.started.Add(2*time.Minute + audit.DefaultRetention).Format(time.RFC3339), "outcome": "partial",
 	}
 	if len(js) != 1 || fmt.Sprint(js[0]) != fmt.Sprint(want) {
 		t.Errorf("--json\n got %v\nwant %v", js, want)
