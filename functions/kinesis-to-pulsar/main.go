@@ -23,6 +23,7 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/metrics"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/relay/senders"
 )
 
 // Lambda sends SIGKILL about 500 ms after SIGTERM.
@@ -73,7 +74,7 @@ func main() {
 		auditor = audit.New(dynamodb.NewFromConfig(awsCfg), cfg.Audit)
 	}
 	emf := relay.EMFObserver{EMF: metrics.New(os.Stdout, cfg.MetricsNamespace, lambdacontext.FunctionName, relay.MetricSchema)}
-	handler := relay.New(cfg.Relay, pool, auditor, emf, log)
+	handler := relay.New(cfg.Relay, senders.FromPool(pool), auditor, emf, log)
 
 	if !cfg.Relay.Topic.PerStream() {
 		// Connect while the runtime starts; the first invocation reuses the result.

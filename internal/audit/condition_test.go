@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/streambridge/kinesis-pulsar/internal/relay"
 )
 
 // checkpointItems applies UpdateItem requests to one item in memory, evaluating the request's own
@@ -129,7 +131,7 @@ func TestCheckpointNeverMovesBackwards(t *testing.T) {
 			db := &checkpointItems{t: t}
 			table := New(db, Options{Table: "audit"})
 			for i, seq := range tc.order {
-				err := table.Record(context.Background(), Batch{StreamARN: arn, ShardID: "shardId-000000000000",
+				err := table.Record(context.Background(), relay.AuditRecord{StreamARN: arn, ShardID: "shardId-000000000000",
 					RequestID: fmt.Sprintf("req-%d", i), FirstSequenceNumber: seq, LastSequenceNumber: seq,
 					CheckpointSequenceNumber: seq, StartedAt: time.Unix(1_700_000_000, 0)})
 				if err != nil {
@@ -141,7 +143,7 @@ func TestCheckpointNeverMovesBackwards(t *testing.T) {
 			}
 			// The same checkpoint recorded again by a retry leaves the item as it is.
 			before := db.item["requestId"]
-			if err := table.Record(context.Background(), Batch{StreamARN: arn, ShardID: "shardId-000000000000",
+			if err := table.Record(context.Background(), relay.AuditRecord{StreamARN: arn, ShardID: "shardId-000000000000",
 				RequestID: "retry", FirstSequenceNumber: tc.want, CheckpointSequenceNumber: tc.want,
 				StartedAt: time.Unix(1_700_000_000, 0)}); err != nil {
 				t.Fatal(err)

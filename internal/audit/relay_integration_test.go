@@ -24,6 +24,7 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/metrics"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/relay/senders"
 	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
@@ -77,7 +78,7 @@ func newRelay(t *testing.T, auditor relay.Auditor, opts relay.Options, popts pro
 	t.Cleanup(func() { pool.Close(context.Background()) })
 	f := &relayFixture{emf: &runtimeapi.Output{}, logs: &runtimeapi.Output{}, topic: opts.Topic.String(), client: pulsartest.Client(t, stack.PulsarServiceURL)}
 	f.obs = &observer{emf: relay.EMFObserver{EMF: metrics.New(f.emf, "KinesisPulsar", "kinesis-to-pulsar", relay.MetricSchema)}}
-	f.relay = relay.New(opts, pool, auditor, f.obs, slog.New(slog.NewJSONHandler(f.logs, nil)))
+	f.relay = relay.New(opts, senders.FromPool(pool), auditor, f.obs, slog.New(slog.NewJSONHandler(f.logs, nil)))
 	return f
 }
 
@@ -187,7 +188,7 @@ type timedAuditor struct {
 	took time.Duration
 }
 
-func (a *timedAuditor) Record(ctx context.Context, b audit.Batch) error {
+func (a *timedAuditor) Record(ctx context.Context, b relay.AuditRecord) error {
 	start := time.Now()
 	err := a.Auditor.Record(ctx, b)
 	a.mu.Lock()

@@ -26,6 +26,7 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/auth"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/relay/senders"
 	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 	"github.com/streambridge/kinesis-pulsar/tests/authtest"
 	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
@@ -148,7 +149,7 @@ func (s *suite) newFunction(t *testing.T, secretID string, o fnOptions) *functio
 	f.pool = producer.NewPool(popts)
 	t.Cleanup(func() { f.pool.Close(context.Background()) })
 	f.relay = relay.New(relay.Options{Topic: streamtopic.MustParse(f.topic), Properties: relay.AllProperties, Deaggregate: true,
-		DeadlineMargin: 500 * time.Millisecond}, f.pool, nil, f.sums, log)
+		DeadlineMargin: 500 * time.Millisecond}, senders.FromPool(f.pool), nil, f.sums, log)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("function logs (secret material redacted):\n%s", s.redact(logs.String()))

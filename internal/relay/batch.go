@@ -10,8 +10,6 @@ import (
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/aws/aws-lambda-go/events"
-
-	"github.com/streambridge/kinesis-pulsar/internal/producer"
 )
 
 // state of one message. The zero value means not sent (or sent and not yet answered).
@@ -34,7 +32,7 @@ type outcome struct {
 
 type producerKey struct {
 	topic string
-	kind  producer.Kind
+	kind  Kind
 }
 
 // batch is the state of one invocation. Callbacks of the Pulsar client update it concurrently; late
@@ -45,7 +43,7 @@ type batch struct {
 	msgs    []message
 	starts  []int // record i owns msgs[starts[i]:starts[i+1]]
 
-	producers map[producerKey]pulsar.Producer // this invocation's producers, looked up once
+	producers map[producerKey]Sender // this invocation's producers, looked up once
 	// Producers that could not be created, with why: one attempt per topic and kind per batch. Each
 	// attempt is a lookup and a CreateProducer round trip; thousands of records for a terminated topic
 	// would otherwise spend the invocation on them (sender goroutine only).
@@ -54,7 +52,7 @@ type batch struct {
 	// The producer of the previous message: consecutive messages almost always share it, and a struct
 	// comparison is cheaper than hashing the topic (sender goroutine only).
 	lastKey      producerKey
-	lastProducer pulsar.Producer
+	lastProducer Sender
 
 	issued int // messages sent or failed before sending, over both phases (sender goroutine only)
 
@@ -77,7 +75,7 @@ func (r *Relay) newBatch(records []events.KinesisEventRecord) *batch {
 	sources, msgs, starts := r.plan(records)
 	return &batch{
 		r: r, sources: sources, msgs: msgs, starts: starts,
-		producers: map[producerKey]pulsar.Producer{},
+		producers: map[producerKey]Sender{},
 		out:       make([]outcome, len(msgs)),
 		target:    -1,
 	}
@@ -139,7 +137,7 @@ func (b *batch) mixedKinds() bool {
 	return false
 }
 
-func (b *batch) producer(ctx context.Context, topic string, kind producer.Kind) (pulsar.Producer, error) {
+func (b *batch) producer(ctx context.Context, topic string, kind Kind) (Sender, error) {
 	k := producerKey{topic, kind}
 	if b.lastProducer != nil && b.lastKey == k {
 		return b.lastProducer, nil
@@ -151,7 +149,7 @@ func (b *batch) producer(ctx context.Context, topic string, kind producer.Kind) 
 	if err, ok := b.unavailable[k]; ok {
 		return nil, err
 	}
-	p, created, err := b.r.producers.Producer(ctx, topic, kind)
+	p, created, err := b.r.senders.Sender(ctx, topic, kind)
 	if created {
 		b.created++
 	}
@@ -170,7 +168,7 @@ func (b *batch) producer(ctx context.Context, topic string, kind producer.Kind) 
 // flush pushes out the batches being filled; the receipts are awaited through the callbacks.
 func (b *batch) flush(ctx context.Context) {
 	for k, p := range b.producers {
-		if k.kind == producer.Batched {
+		if k.kind == Batched {
 			go func() { _ = p.FlushWithCtx(ctx) }()
 		}
 	}
@@ -210,7 +208,7 @@ func (b *batch) complete(i int, id pulsar.MessageID, err error, latency time.Dur
 }
 
 // noteClosed remembers a producer the client closed for good, so the pool can forget it.
-func (b *batch) noteClosed(topic string, kind producer.Kind, err error) {
+func (b *batch) noteClosed(topic string, kind Kind, err error) {
 	if !errors.Is(err, pulsar.ErrProducerClosed) && !errors.Is(err, pulsar.ErrTopicTerminated) {
 		return
 	}
@@ -223,10 +221,10 @@ func (b *batch) noteClosed(topic string, kind producer.Kind, err error) {
 }
 
 // closedProducers returns the producers seen closed, with the instance this invocation used.
-func (b *batch) closedProducers() map[producerKey]pulsar.Producer {
+func (b *batch) closedProducers() map[producerKey]Sender {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := map[producerKey]pulsar.Producer{}
+	out := map[producerKey]Sender{}
 	for k := range b.closed {
 		if p, ok := b.producers[k]; ok {
 			out[k] = p
@@ -344,7 +342,7 @@ func (b *batch) deadLetter(ctx context.Context) {
 			b.complete(i, nil, err, 0)
 			continue
 		}
-		p, err := b.producer(ctx, topic, producer.DeadLetter)
+		p, err := b.producer(ctx, topic, DeadLetter)
 		if err != nil {
 			b.complete(i, nil, err, 0)
 			continue
@@ -365,7 +363,7 @@ func (b *batch) deadLetter(ctx context.Context) {
 			b.complete(i, nil, nil, 0)
 		}
 		p.SendAsync(ctx, pm, func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
-			b.noteClosed(topic, producer.DeadLetter, err)
+			b.noteClosed(topic, DeadLetter, err)
 			b.complete(i, id, err, 0)
 		})
 	}

@@ -1,4 +1,4 @@
-package relay
+package relay_test
 
 import (
 	"bytes"
@@ -10,25 +10,26 @@ import (
 	"time"
 
 	"github.com/streambridge/kinesis-pulsar/internal/metrics"
+	"github.com/streambridge/kinesis-pulsar/internal/relay"
 	"github.com/streambridge/kinesis-pulsar/tests/emfcheck"
 )
 
 func TestDocumentIsValidEMF(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		s        Summary
+		s        relay.Summary
 		absent   []string
 		wantLags bool
 	}{
-		{"delivered", Summary{Stream: "orders", Topic: "persistent://public/default/orders", Records: 3,
+		{"delivered", relay.Summary{Stream: "orders", Topic: "persistent://public/default/orders", Records: 3,
 			Messages: 3, Published: 3, PublishedBytes: 30, Duration: 12 * time.Millisecond, EndToEndLag: time.Second,
-			PublishLatencies: []time.Duration{time.Millisecond, 2 * time.Millisecond}, Outcome: OutcomeDelivered}, nil, true},
-		{"nothing published", Summary{Records: 3, FailedRecords: 3, DeadlineStop: true, NoPublishTime: true,
-			AuditError: errors.New("x"), Outcome: OutcomeFailed}, []string{"EndToEndLagMs", "PublishLatencyMs"}, false},
+			PublishLatencies: []time.Duration{time.Millisecond, 2 * time.Millisecond}, Outcome: relay.OutcomeDelivered}, nil, true},
+		{"nothing published", relay.Summary{Records: 3, FailedRecords: 3, DeadlineStop: true, NoPublishTime: true,
+			AuditError: errors.New("x"), Outcome: relay.OutcomeFailed}, []string{"EndToEndLagMs", "PublishLatencyMs"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			EMFObserver{metrics.New(&buf, "KinesisPulsar", "fn", MetricSchema)}.Observe(context.Background(), &tc.s)
+			relay.EMFObserver{metrics.New(&buf, "KinesisPulsar", "fn", relay.MetricSchema)}.Observe(context.Background(), &tc.s)
 			line := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 			if bytes.Count(buf.Bytes(), []byte("\n")) != 1 {
 				t.Fatalf("want one line, got %q", buf.String())
@@ -43,11 +44,11 @@ func TestDocumentIsValidEMF(t *testing.T) {
 					t.Errorf("%s present", name)
 				}
 			}
-			if want := float64(boolCount(tc.s.NoPublishTime)); doc["NoTimeToPublish"] != want {
+			if want := map[bool]float64{true: 1, false: 0}[tc.s.NoPublishTime]; doc["NoTimeToPublish"] != want {
 				t.Errorf("NoTimeToPublish %v, want %v", doc["NoTimeToPublish"], want)
 			}
-			if doc[DimStream] == "" || doc[DimTopic] == "" || doc[metrics.DimFunction] != "fn" {
-				t.Errorf("dimensions %v %v %v", doc[metrics.DimFunction], doc[DimStream], doc[DimTopic])
+			if doc[relay.DimStream] == "" || doc[relay.DimTopic] == "" || doc[metrics.DimFunction] != "fn" {
+				t.Errorf("dimensions %v %v %v", doc[metrics.DimFunction], doc[relay.DimStream], doc[relay.DimTopic])
 			}
 		})
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
-	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 )
 
@@ -35,7 +34,7 @@ type message struct {
 	partitionKey string
 	hashKey      string
 	payload      []byte
-	kind         producer.Kind
+	kind         Kind
 }
 
 // errUnroutable marks a record whose topic cannot be derived: it can never be published there.
@@ -97,11 +96,11 @@ func (r *Relay) plan(records []events.KinesisEventRecord) ([]source, []message, 
 	return sources, msgs, starts
 }
 
-func (r *Relay) kindFor(size int) producer.Kind {
+func (r *Relay) kindFor(size int) Kind {
 	if size > r.opts.LargeRecordBytes {
-		return producer.Unbatched
+		return Unbatched
 	}
-	return producer.Batched
+	return Batched
 }
 
 // routeTo fills {stream} in t; a record it cannot route can never be published there.

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 )
 
@@ -128,8 +127,10 @@ type Options struct {
 
 // Defaults.
 const (
-	DefaultDeadlineMargin   = time.Second
-	DefaultLargeRecordBytes = producer.DefaultBatchingMaxBytes
+	DefaultDeadlineMargin = time.Second
+	// DefaultLargeRecordBytes is the Pulsar client's default batch size limit (producer.Options'
+	// BatchingMaxBytes); config sets both from PULSAR_BATCHING_MAX_BYTES.
+	DefaultLargeRecordBytes = 128 * 1024
 )
 
 func (o Options) withDefaults() Options {

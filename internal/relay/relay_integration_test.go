@@ -21,6 +21,7 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/relay/senders"
 	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
@@ -75,7 +76,7 @@ func newFixture(t *testing.T, opts relay.Options, popts producer.Options) *fixtu
 	t.Cleanup(func() { pool.Close(context.Background()) })
 	sums := &summaries{}
 	return &fixture{
-		relay:  relay.New(opts, pool, nil, sums, nil),
+		relay:  relay.New(opts, senders.FromPool(pool), nil, sums, nil),
 		pool:   pool,
 		client: pulsartest.Client(t, url),
 		sums:   sums,
@@ -414,7 +415,7 @@ func TestBrokerDownReturnsBeforeDeadline(t *testing.T) {
 	pool := producer.NewPool(producer.Options{ServiceURL: "pulsar://127.0.0.1:1", ConnectionTimeout: time.Second})
 	t.Cleanup(func() { pool.Close(context.Background()) })
 	sums := &summaries{}
-	r := relay.New(relay.Options{Topic: streamtopic.MustParse(pulsartest.Topic(t, "down")), DeadlineMargin: margin, Properties: relay.AllProperties}, pool, nil, sums, nil)
+	r := relay.New(relay.Options{Topic: streamtopic.MustParse(pulsartest.Topic(t, "down")), DeadlineMargin: margin, Properties: relay.AllProperties}, senders.FromPool(pool), nil, sums, nil)
 	shard := kinesistest.NewShard("down", 7)
 	ev := kinesistest.Event(shard.Record("k", []byte("1")), shard.Record("k", []byte("2")))
 
@@ -467,7 +468,7 @@ func TestTerminatedTopicAtScaleIsDeadLettered(t *testing.T) {
 	pool := producer.NewPool(producer.Options{ServiceURL: serviceURL(t), Logger: quiet})
 	t.Cleanup(func() { pool.Close(context.Background()) })
 	sums := &summaries{}
-	r := relay.New(relay.Options{Topic: streamtopic.MustParse(tp), DeadLetterTopic: streamtopic.MustParse(dlq), Properties: relay.AllProperties}, pool, nil, sums, quiet)
+	r := relay.New(relay.Options{Topic: streamtopic.MustParse(tp), DeadLetterTopic: streamtopic.MustParse(dlq), Properties: relay.AllProperties}, senders.FromPool(pool), nil, sums, quiet)
 	shard := kinesistest.NewShard("terminated", 3)
 	var ev events.KinesisEvent
 	bySeq := map[string]int{}

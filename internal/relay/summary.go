@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-
-	"github.com/streambridge/kinesis-pulsar/internal/audit"
 )
 
 // Outcome of an invocation.
@@ -156,8 +154,8 @@ func (s *Summary) finish(failed, records int, resp events.KinesisEventResponse) 
 }
 
 // auditBatch is the audit view of the summary.
-func (b *batch) auditBatch(s *Summary) audit.Batch {
-	a := audit.Batch{
+func (b *batch) auditBatch(s *Summary) AuditRecord {
+	a := AuditRecord{
 		StreamARN: s.StreamARN, ShardID: s.ShardID, RequestID: s.RequestID, Topic: s.Topic,
 		FirstSequenceNumber: s.FirstSequence, LastSequenceNumber: s.LastSequence,
 		Records: s.Records, Published: s.Published, DeadLettered: s.DeadLettered,

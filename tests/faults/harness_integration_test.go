@@ -37,6 +37,7 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/eventjson"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/relay/senders"
 	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
@@ -428,7 +429,7 @@ func newInproc(t *testing.T, vars map[string]string, timeout time.Duration, endp
 		})
 		auditor = audit.New(db, audit.Options{Table: cfg.Audit.Table, Retention: cfg.Audit.Retention})
 	}
-	counting := &countingProducers{Producers: pool}
+	counting := &countingProducers{Senders: senders.FromPool(pool)}
 	r := relay.New(cfg.Relay, counting, auditor, nil, log)
 	return &inproc{relay: r, pool: pool, handler: eventjson.Handler(r.Handle), timeout: timeout, log: logs, counting: counting}
 }
@@ -463,7 +464,7 @@ func (f *inproc) invoke(t testing.TB, ev events.KinesisEvent) outcome {
 // while a batch is in flight, and notes when each message's first receipt arrived, so the checker can
 // tell a record confirmed before the response from one confirmed after it (or never).
 type countingProducers struct {
-	relay.Producers
+	relay.Senders
 	receipts atomic.Int64
 	resets   atomic.Int64
 	mu       sync.Mutex
@@ -507,27 +508,30 @@ func struck(t *testing.T, done <-chan struct{}) {
 	}
 }
 
-func (c *countingProducers) Producer(ctx context.Context, topic string, kind producer.Kind) (pulsar.Producer, bool, error) {
-	p, created, err := c.Producers.Producer(ctx, topic, kind)
+func (c *countingProducers) Sender(ctx context.Context, topic string, kind relay.Kind) (relay.Sender, bool, error) {
+	s, created, err := c.Senders.Sender(ctx, topic, kind)
 	if err != nil {
 		return nil, created, err
 	}
-	return &countingProducer{Producer: p, c: c}, created, nil
+	return &countingProducer{Sender: s, c: c}, created, nil
 }
 
-// End counts the relay's client replacements (after an invocation without progress).
-func (c *countingProducers) End(inv producer.Invocation, reset bool) {
-	if reset {
-		c.resets.Add(1)
+// Begin counts the relay's client replacements (after an invocation without progress).
+func (c *countingProducers) Begin() func(reset bool) {
+	end := c.Senders.Begin()
+	return func(reset bool) {
+		if reset {
+			c.resets.Add(1)
+		}
+		end(reset)
 	}
-	c.Producers.End(inv, reset)
 }
 
-func (c *countingProducers) Discard(topic string, kind producer.Kind, p pulsar.Producer) {
-	if cp, ok := p.(*countingProducer); ok {
-		p = cp.Producer
+func (c *countingProducers) Discard(topic string, kind relay.Kind, s relay.Sender) {
+	if cp, ok := s.(*countingProducer); ok {
+		s = cp.Sender
 	}
-	c.Producers.Discard(topic, kind, p)
+	c.Senders.Discard(topic, kind, s)
 }
 
 func (c *countingProducers) receipt(m *pulsar.ProducerMessage) {
@@ -552,12 +556,12 @@ func (c *countingProducers) receipt(m *pulsar.ProducerMessage) {
 }
 
 type countingProducer struct {
-	pulsar.Producer
+	relay.Sender
 	c *countingProducers
 }
 
 func (p *countingProducer) SendAsync(ctx context.Context, m *pulsar.ProducerMessage, cb func(pulsar.MessageID, *pulsar.ProducerMessage, error)) {
-	p.Producer.SendAsync(ctx, m, func(id pulsar.MessageID, pm *pulsar.ProducerMessage, err error) {
+	p.Sender.SendAsync(ctx, m, func(id pulsar.MessageID, pm *pulsar.ProducerMessage, err error) {
 		if err == nil {
 			p.c.receipt(m)
 		}
