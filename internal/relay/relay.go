@@ -55,7 +55,7 @@ func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.Kine
 	if d.set && !started.Before(d.publish) {
 		b.noTime(r.opts.DeadlineMargin, d.publish.Add(r.opts.DeadlineMargin).Sub(started))
 		r.log.ErrorContext(ctx, "no time to publish: the deadline margin is not shorter than the invocation's time left",
-			"deadlineMargin", r.opts.DeadlineMargin.String(), "error", b.cause)
+			"deadlineMargin", r.opts.DeadlineMargin.String(), "error", b.halt.cause)
 	}
 	publishCtx, cancel := d.context(ctx, d.publish)
 	b.publish(publishCtx)
