@@ -203,42 +203,6 @@ func brokerDownBeforeInvocation(t *testing.T, fb *faultBroker) {
 	l.finish()
 }
 
-// A crash (SIGKILL) while a large batch is in flight: what the broker confirmed is there, the rest is
-// reported and delivered by the retries against the restarted broker, on the same warm pool.
-func brokerKilledMidBatch(t *testing.T, fb *faultBroker) {
-	tp := topic(t)
-	f := newInproc(t, vars(fb, tp), 8*time.Second, awsEndpoints{})
-	warm(t, fb, f, tp, 9)
-	l := newLedger(t, fb, tp, "", batchSpec{stream: "kill", n: 3000, size: 1024, aggregateEvery: 100, aggregateOf: 10,
-		largeEvery: 700, largeSize: 200 << 10, tooLarge: []int{500, 1500, 2500}})
-	killed := make(chan error, 1)
-	f.counting.onReceipts(400, func() {
-		fb.mu.Lock()
-		fb.down = true // from now on the cleanup must restart it, whatever happens
-		fb.mu.Unlock()
-		killed <- fb.Kill()
-	})
-	next, o := l.first(f)
-	// pulsar.sh kill takes a moment: the invocation may have ended (reporting the failure) first.
-	select {
-	case err := <-killed:
-		if err != nil {
-			t.Fatalf("kill: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the broker was never killed: %v", describe(o))
-	}
-	if next < 0 {
-		t.Errorf("the whole batch was confirmed although the broker died after 400 receipts")
-	}
-	took := fb.restart(t)
-	t.Logf("broker restarted in %v", took.Round(time.Millisecond))
-	l.check("after the crash", false)
-	l.replay(f, next, 5)
-	l.check("after the retries", true)
-	l.finish()
-}
-
 // A graceful broker restart between two invocations: the warm producer reconnects and the next batch
 // goes through.
 func brokerRestartedBetweenInvocations(t *testing.T, fb *faultBroker) {
@@ -260,58 +224,111 @@ func brokerRestartedBetweenInvocations(t *testing.T, fb *faultBroker) {
 	l.finish()
 }
 
-// Every connection through the proxy is reset (RST) while the batch is in flight, and new ones too for
-// 300 ms.
-func connectionResetMidBatch(t *testing.T, fb *faultBroker) {
+// midBatch is a fault that strikes while a warm function publishes a large batch. Each such scenario
+// runs the same skeleton: warm up, publish while the fault strikes, check what reached the broker,
+// heal, let the retries deliver, check again; they differ in the fault.
+type midBatch struct {
+	fault   string // what struck, for the checker's messages
+	stream  string
+	timeout time.Duration
+	spec    batchSpec
+	// strike arms or starts the fault; the settle it returns runs after the first invocation and
+	// returns once the fault is over (failing the test if it never struck).
+	strike func(t *testing.T, fb *faultBroker, f *inproc) (settle func())
+	// reconnect: the client must have seen its connection go, so the fault hit the function's traffic.
+	reconnect bool
+	// mustFail: the fault leaves the first invocation unable to deliver the whole batch.
+	mustFail bool
+}
+
+// mixedBatch is 3,000 records with aggregates, records above the batch size limit and three records
+// too large for the broker.
+var mixedBatch = batchSpec{n: 3000, size: 1024, aggregateEvery: 100, aggregateOf: 10, largeEvery: 700,
+	largeSize: 200 << 10, tooLarge: []int{500, 1500, 2500}}
+
+func (m midBatch) run(t *testing.T, fb *faultBroker) {
 	tp := topic(t)
-	f := newInproc(t, vars(fb, tp), 10*time.Second, awsEndpoints{})
+	f := newInproc(t, vars(fb, tp), m.timeout, awsEndpoints{})
 	warm(t, fb, f, tp, 9)
-	l := newLedger(t, fb, tp, "", batchSpec{stream: "reset", n: 3000, size: 1024, aggregateEvery: 100, aggregateOf: 10,
-		largeEvery: 700, largeSize: 200 << 10, tooLarge: []int{500, 1500, 2500}})
-	done := f.counting.onReceipts(300, func() {
-		name := fb.proxy.toxic(t, "reset_peer", "upstream", map[string]any{"timeout": 0})
-		time.Sleep(300 * time.Millisecond)
-		fb.proxy.removeToxic(t, name)
-	})
+	spec := m.spec
+	spec.stream = m.stream
+	l := newLedger(t, fb, tp, "", spec)
+	settle := m.strike(t, fb, f)
 	next, _ := l.first(f)
-	struck(t, done)
-	wantReconnect(t, f)
-	l.check("after the resets", false)
+	settle()
+	if m.mustFail && next < 0 {
+		t.Errorf("the whole batch was confirmed although the %s struck mid-batch", m.fault)
+	}
+	if m.reconnect {
+		wantReconnect(t, f)
+	}
+	l.check("after the "+m.fault, false)
 	fb.proxy.heal(t)
 	l.replay(f, next, 5)
 	l.check("after the retries", true)
 	l.finish()
 }
 
-// The proxy goes away for a second mid-batch (connections closed, new ones refused), then returns.
-func proxyDisabledMidBatch(t *testing.T, fb *faultBroker) {
-	tp := topic(t)
-	f := newInproc(t, vars(fb, tp), 10*time.Second, awsEndpoints{})
-	warm(t, fb, f, tp, 9)
-	l := newLedger(t, fb, tp, "", batchSpec{stream: "cut", n: 3000, size: 1024, aggregateEvery: 100, aggregateOf: 10,
-		largeEvery: 700, largeSize: 200 << 10, tooLarge: []int{500, 1500, 2500}})
-	done := f.counting.onReceipts(300, func() {
-		fb.proxy.disable()
-		time.Sleep(time.Second)
-		fb.proxy.enable(t)
-	})
-	next, _ := l.first(f)
-	struck(t, done)
-	wantReconnect(t, f)
-	l.check("after the cut", false)
-	fb.proxy.heal(t)
-	l.replay(f, next, 5)
-	l.check("after the retries", true)
-	l.finish()
+// onReceipts strikes with fault once the batch has had n receipts.
+func onReceipts(n int64, fault func(t *testing.T, fb *faultBroker)) func(*testing.T, *faultBroker, *inproc) func() {
+	return func(t *testing.T, fb *faultBroker, f *inproc) func() {
+		done := f.counting.onReceipts(n, func() { fault(t, fb) })
+		return func() { struck(t, done) }
+	}
 }
 
-// Latency comes and goes (400 ± 300 ms each way, on for 300 ms, off for 300 ms) during the batch.
-func latencySpikes(t *testing.T, fb *faultBroker) {
-	tp := topic(t)
-	f := newInproc(t, vars(fb, tp), 15*time.Second, awsEndpoints{})
-	warm(t, fb, f, tp, 9)
-	l := newLedger(t, fb, tp, "", batchSpec{stream: "latency", n: 1500, size: 1024, aggregateEvery: 100, aggregateOf: 10,
-		largeEvery: 500, largeSize: 200 << 10})
+var (
+	// A crash (SIGKILL) after 400 receipts: what the broker confirmed is there, the rest is reported
+	// and delivered by the retries against the restarted broker, on the same warm pool.
+	brokerKilledMidBatch = midBatch{fault: "crash", stream: "kill", timeout: 8 * time.Second, spec: mixedBatch,
+		mustFail: true, strike: crash}.run
+	// Every connection through the proxy is reset (RST) while the batch is in flight, and new ones too
+	// for 300 ms.
+	connectionResetMidBatch = midBatch{fault: "resets", stream: "reset", timeout: 10 * time.Second, spec: mixedBatch,
+		reconnect: true, strike: onReceipts(300, func(t *testing.T, fb *faultBroker) {
+			name := fb.proxy.toxic(t, "reset_peer", "upstream", map[string]any{"timeout": 0})
+			time.Sleep(300 * time.Millisecond)
+			fb.proxy.removeToxic(t, name)
+		})}.run
+	// The proxy goes away for a second mid-batch (connections closed, new ones refused), then returns.
+	proxyDisabledMidBatch = midBatch{fault: "cut", stream: "cut", timeout: 10 * time.Second, spec: mixedBatch,
+		reconnect: true, strike: onReceipts(300, func(t *testing.T, fb *faultBroker) {
+			fb.proxy.disable()
+			time.Sleep(time.Second)
+			fb.proxy.enable(t)
+		})}.run
+	// Latency comes and goes (400 ± 300 ms each way, on for 300 ms, off for 300 ms) during the batch.
+	latencySpikes = midBatch{fault: "spikes", stream: "latency", timeout: 15 * time.Second,
+		spec:   batchSpec{n: 1500, size: 1024, aggregateEvery: 100, aggregateOf: 10, largeEvery: 500, largeSize: 200 << 10},
+		strike: spikes}.run
+)
+
+// crash kills the broker after 400 receipts; settling waits for the kill and restarts it.
+func crash(t *testing.T, fb *faultBroker, f *inproc) func() {
+	killed := make(chan error, 1)
+	f.counting.onReceipts(400, func() {
+		fb.mu.Lock()
+		fb.down = true // from now on the cleanup must restart it, whatever happens
+		fb.mu.Unlock()
+		killed <- fb.Kill()
+	})
+	return func() {
+		// pulsar.sh kill takes a moment: the invocation may have ended (reporting the failure) first.
+		select {
+		case err := <-killed:
+			if err != nil {
+				t.Fatalf("kill: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the broker was never killed")
+		}
+		took := fb.restart(t)
+		t.Logf("broker restarted in %v", took.Round(time.Millisecond))
+	}
+}
+
+// spikes switches latency on and off until settled.
+func spikes(t *testing.T, fb *faultBroker, _ *inproc) func() {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -328,13 +345,10 @@ func latencySpikes(t *testing.T, fb *faultBroker) {
 			}
 		}
 	})
-	next, _ := l.first(f)
-	close(stop)
-	wg.Wait()
-	l.check("after the spikes", false)
-	l.replay(f, next, 5)
-	l.check("after the retries", true)
-	l.finish()
+	return func() {
+		close(stop)
+		wg.Wait()
+	}
 }
 
 // The link carries 256 KB/s towards the broker: a 2 MB batch cannot make it in one 4 s invocation;
