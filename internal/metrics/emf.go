@@ -101,5 +101,13 @@ func (e *EMF) Write(doc map[string]any) {
 	_, _ = e.w.Write(append(line, '\n'))
 }
 
+// Flag is the value of a 0-or-1 count: 1 when b.
+func Flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // Millis is d in milliseconds, with microsecond precision.
 func Millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -55,9 +55,9 @@ func (o EMFObserver) Document(s *Summary, now time.Time) map[string]any {
 		"BytesPublished":      s.PublishedBytes,
 		"BatchDurationMs":     metrics.Millis(s.Duration),
 		"ProducerCreated":     s.ProducersCreated,
-		"DeadlineStops":       boolCount(s.DeadlineStop),
-		"NoTimeToPublish":     boolCount(s.NoPublishTime),
-		"AuditWriteErrors":    boolCount(s.AuditError != nil),
+		"DeadlineStops":       metrics.Flag(s.DeadlineStop),
+		"NoTimeToPublish":     metrics.Flag(s.NoPublishTime),
+		"AuditWriteErrors":    metrics.Flag(s.AuditError != nil),
 	}
 	if len(s.PublishLatencies) > 0 {
 		latencies := make([]float64, len(s.PublishLatencies))
@@ -73,11 +73,4 @@ func (o EMFObserver) Document(s *Summary, now time.Time) map[string]any {
 	fields := map[string]any{DimStream: s.Stream, DimTopic: s.Topic,
 		"requestId": s.RequestID, "shardId": s.ShardID, "outcome": s.Outcome}
 	return o.EMF.Document(values, fields, now)
-}
-
-func boolCount(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

@@ -57,7 +57,7 @@ func (o EMFObserver) Document(s *Summary, now time.Time) map[string]any {
 		"SinkPutErrors":            s.PutErrors,
 		"SinkAckErrors":            s.AckErrors,
 		"SinkMessagesHeld":         s.Held,
-		"SinkInvocationErrors":     boolCount(s.Failed),
+		"SinkInvocationErrors":     metrics.Flag(s.Failed),
 		"SinkDurationMs":           metrics.Millis(s.Duration),
 	}
 	if s.Put > 0 {
@@ -69,11 +69,4 @@ func (o EMFObserver) Document(s *Summary, now time.Time) map[string]any {
 		"stoppedBy": s.StoppedBy,
 	}
 	return o.EMF.Document(values, fields, now)
-}
-
-func boolCount(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
