@@ -212,6 +212,25 @@ func TestResponse(t *testing.T) {
 			}
 			return 5 * time.Millisecond, nil, false
 		}, 7, -1, 0},
+		// Two unfinished records at once, the later one answered first: the response names the first.
+		{"two failures, the later answered first", false, func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+			switch n {
+			case 3:
+				return 20 * time.Millisecond, errTransient, false
+			case 6:
+				return 0, errTransient, false
+			}
+			return time.Millisecond, nil, false
+		}, 3, -1, 0},
+		{"a late failure before an early one", false, func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+			switch n {
+			case 1:
+				return 20 * time.Millisecond, errTransient, false
+			case 8:
+				return 0, tooBig, false
+			}
+			return 0, nil, false
+		}, 1, -1, 0},
 		{"permanent failure without dead-letter topic", false, func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
 			if n == 2 {
 				return 0, tooBig, false
