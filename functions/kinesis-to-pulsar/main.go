@@ -54,7 +54,7 @@ func main() {
 	var awsCfg aws.Config
 	if cfg.Auth.SecretID != "" || cfg.Audit.Table != "" {
 		// Reads the environment only; no request is made here.
-		if awsCfg, err = awsconfig.LoadDefaultConfig(context.Background()); err != nil {
+		if awsCfg, err = awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithLogger(logging.SDK(log))); err != nil {
 			log.Error("AWS SDK configuration", "error", err)
 			os.Exit(1)
 		}

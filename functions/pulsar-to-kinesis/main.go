@@ -35,7 +35,7 @@ func main() {
 		os.Exit(1)
 	}
 	// Reads the environment only; no request is made here.
-	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
+	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithLogger(logging.SDK(log)))
 	if err != nil {
 		log.Error("AWS SDK configuration", "error", err)
 		os.Exit(1)

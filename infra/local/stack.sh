@@ -128,7 +128,8 @@ start_moto() {
   : >"$MOTO_LOG"
   (
     cd "$KP_RUN"
-    exec "$KP_VENV/bin/python" "$KP_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+    # infra/local/moto/sitecustomize.py makes moto's Kinesis safe under concurrent PutRecords.
+    PYTHONPATH="$KP_LOCAL/moto${PYTHONPATH:+:$PYTHONPATH}" exec "$KP_VENV/bin/python" "$KP_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
   ) </dev/null >>"$MOTO_LOG" 2>&1 &
   printf '%s\n' "$!" >"$MOTO_PID"
 }
