@@ -11,7 +11,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 # Lambda builds: static, arm64 (Graviton), no net/rpc shim, reproducible paths.
 LAMBDA_GOFLAGS := -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
 
-.PHONY: build test test-clock unit lint local-up local-down clean
+.PHONY: help build test test-clock itest unit lint mod-check local-up local-down clean
 
 # Template checks and SAM targets; local invoke and demo; benchmarks.
 -include infra/sam/sam.mk
@@ -36,18 +36,18 @@ build-PulsarToKinesisFunction:
 CLOCK_SHIFT_DAYS := 366 1827
 CLOCK_SUITES     := ./internal/audit/... ./infra/cmd/audit/...
 
-## test: the template checks, then unit and integration tests against the local stack, which it
-## starts and stops, then the clock-shifted suites (an interrupt stops the tests, not the recipe, so
-## the stack is still stopped)
-test: template-check sam-build
+## test: everything CI runs: template checks, sam build, unit and integration tests on a fresh stack, test-clock
+# The stack is started empty and stopped at the end (an interrupt stops the tests, not the recipe, so the
+# stack is still stopped); for a quick loop against a running stack, use itest.
+test: mod-check template-check sam-build
 	$(STACK) up
 	status=0; trap 'status=130' INT TERM; \
 	(set -a; . $(RUN_ENV); set +a; $(GO) test -race -tags integration -count=1 -timeout 30m ./...) || status=$$?; \
 	[ $$status -ne 0 ] || $(MAKE) --no-print-directory test-clock || status=$$?; \
 	$(STACK) down; exit $$status
 
-## test-clock: the suites of CLOCK_SUITES against a DynamoDB Local whose clock runs each of
-## CLOCK_SHIFT_DAYS ahead; needs a running stack (make local-up)
+## test-clock: the audit suites again with DynamoDB Local's clock 1 and 5 years ahead; needs a running stack
+# The suites of CLOCK_SUITES against a DynamoDB Local whose clock runs each of CLOCK_SHIFT_DAYS ahead.
 test-clock:
 	@for days in $(CLOCK_SHIFT_DAYS); do \
 	  echo "test-clock: $(CLOCK_SUITES) with the clock $$days days ahead"; \
@@ -55,26 +55,44 @@ test-clock:
 	    $(GO) test -race -tags integration -count=1 -timeout 10m $(CLOCK_SUITES)) || exit $$?; \
 	done
 
+## itest: PKG's integration tests (default ./...; RUN= a test name pattern) against the running stack, which it never restarts
+itest:
+	@[ -f $(RUN_ENV) ] || { echo "make itest: no $(RUN_ENV): start the stack first (make local-up), or set KP_CACHE_DIR to the cache of a running one" >&2; exit 2; }
+	set -a; . $(RUN_ENV); set +a; $(GO) test -race -tags integration -count=1 $(if $(RUN),-run '$(RUN)') $(or $(PKG),./...)
+
 ## unit: the unit tests only, no servers
 unit:
 	$(GO) test -race -count=1 ./...
 
-## lint: gofmt, go vet, staticcheck, and the template checks
-lint: template-check
+## lint: gofmt, go vet, staticcheck, the module checks and the template checks
+lint: mod-check template-check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
 	$(GO) tool staticcheck ./...
 	$(GO) tool staticcheck -tags integration ./...
 
+## mod-check: go.mod and go.sum are tidy, and the functions import no workshop package (tests/, infra/)
+mod-check:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; exit 1; }
+	@out=$$($(GO) list -deps ./functions/... | grep -E '^github.com/streambridge/kinesis-pulsar/(tests|infra)/' || true); \
+	if [ -n "$$out" ]; then echo "a function depends on the workshop: $$out" >&2; exit 1; fi
+
+## local-up: start the local stack (Pulsar, DynamoDB Local, moto) and write $(RUN_ENV); restarts servers already running, with empty data
 local-up:
 	$(STACK) up
 
+## local-down: stop the local stack
 local-down:
 	$(STACK) down
 
+## clean: stop the local stack, remove bin/, .aws-sam/, the stack's run/ and bench/ (downloads and installs stay)
 clean:
 	-$(STACK) down
 	rm -rf bin .aws-sam $(KP_CACHE)/run $(KP_CACHE)/bench
+
+## help: this list: every target, one line each
+help:
+	@awk '/^## [A-Za-z][A-Za-z0-9<>-]*: / { sub(/^## /, ""); t = $$0; sub(/: .*/, "", t); sub(/^[^:]*: /, ""); printf "  %-30s %s\n", t, $$0 }' $(MAKEFILE_LIST)
 
 FORCE:

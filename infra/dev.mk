@@ -24,6 +24,7 @@ ROUNDTRIP_ARGS ?=
 
 .PHONY: invoke invoke-event demo host-bootstrap host-go
 
+## host-go: stop with a clear message when Go is not on PATH; used by the host builds
 host-go:
 	@command -v $(GO) >/dev/null 2>&1 || { echo "make: $(GO) not found on PATH; install Go $$(sed -n 's/^go //p' go.mod) or newer (https://go.dev/dl/)" >&2; exit 1; }
 
@@ -54,9 +55,9 @@ define run_on_stack
 	exit $$status
 endef
 
-# invoke-event: the EVENT check, before anything is built.
+## invoke-event: check EVENT before anything is built; used by invoke
 invoke-event:
-	@if [ -z "$(EVENT)" ]; then echo "make invoke: set EVENT, e.g. make invoke EVENT=events/quickstart-kpl.json (or one of: $$(ls events/*.json | grep -v env.json | tr '\n' ' '))" >&2; exit 2; fi
+	@if [ -z "$(EVENT)" ]; then echo "make invoke: set EVENT, e.g. make invoke EVENT=events/quickstart-kpl.json (or one of: $$(ls events/*.json | grep -v '^events/env' | tr '\n' ' '))" >&2; exit 2; fi
 	@if [ ! -f "$(EVENT)" ]; then echo "make invoke: EVENT=$(EVENT): no such file" >&2; exit 2; fi
 
 ## invoke: EVENT=events/<file>.json through the real bootstrap under the RIE, against the local stack

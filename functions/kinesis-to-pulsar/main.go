@@ -6,7 +6,6 @@ import (
 	"context"
 	"os"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -24,6 +23,7 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/metrics"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/relay/senders"
 )
 
 // Lambda sends SIGKILL about 500 ms after SIGTERM.
@@ -54,7 +54,7 @@ func main() {
 	var awsCfg aws.Config
 	if cfg.Auth.SecretID != "" || cfg.Audit.Table != "" {
 		// Reads the environment only; no request is made here.
-		if awsCfg, err = awsconfig.LoadDefaultConfig(context.Background()); err != nil {
+		if awsCfg, err = awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithLogger(logging.SDK(log))); err != nil {
 			log.Error("AWS SDK configuration", "error", err)
 			os.Exit(1)
 		}
@@ -73,22 +73,22 @@ func main() {
 	var db *dynamodb.Client
 	if cfg.Audit.Table != "" {
 		db = dynamodb.NewFromConfig(awsCfg)
-		auditor = audit.New(db, audit.Options{Table: cfg.Audit.Table, Retention: cfg.Audit.Retention})
+		auditor = audit.New(db, cfg.Audit)
 	}
-	emf := metrics.New(os.Stdout, cfg.MetricsNamespace, lambdacontext.FunctionName)
-	handler := relay.New(cfg.Relay, pool, auditor, emf, log)
+	emf := relay.EMFObserver{EMF: metrics.New(os.Stdout, cfg.MetricsNamespace, lambdacontext.FunctionName, relay.MetricSchema)}
+	handler := relay.New(cfg.Relay, senders.FromPool(pool), auditor, emf, log)
 	if cfg.Relay.Guarantee == relay.EffectivelyOnce {
 		// config.Load requires the audit table in this mode.
-		handler.EnableEffectivelyOnce(audit.NewSequences(db, cfg.Audit.Table, 0), pool)
+		handler.EnableEffectivelyOnce(audit.NewSequences(db, cfg.Audit.Table, 0), senders.FromPool(pool))
 	}
 
 	// The effectively-once mode creates its producers per invocation, under the shard's name.
-	if !strings.Contains(cfg.Relay.Topic, relay.StreamPlaceholder) && cfg.Relay.Guarantee != relay.EffectivelyOnce {
+	if !cfg.Relay.Topic.PerStream() && cfg.Relay.Guarantee != relay.EffectivelyOnce {
 		// Connect while the runtime starts; the first invocation reuses the result.
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), warmUpBudget)
 			defer cancel()
-			if err := pool.Warm(ctx, cfg.Relay.Topic, producer.Batched); err != nil {
+			if err := pool.Warm(ctx, cfg.Relay.Topic.String(), producer.Batched); err != nil {
 				log.Warn("warm-up could not create the producer; the first invocation will retry", "error", err)
 			}
 		}()

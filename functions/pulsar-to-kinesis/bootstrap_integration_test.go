@@ -25,8 +25,8 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
-	"github.com/streambridge/kinesis-pulsar/internal/metrics"
 	"github.com/streambridge/kinesis-pulsar/internal/sink"
+	"github.com/streambridge/kinesis-pulsar/tests/emfcheck"
 )
 
 // bootstrap is the real sink function, built for this host.
@@ -169,7 +169,7 @@ func TestBootstrapDrainsTopicIntoStream(t *testing.T) {
 	var doc map[string]any
 	for _, line := range stdout.Lines() {
 		if strings.Contains(line, `"_aws"`) {
-			if err := metrics.Validate([]byte(line)); err != nil {
+			if err := emfcheck.Validate([]byte(line)); err != nil {
 				t.Errorf("invalid EMF: %v", err)
 			}
 			_ = json.Unmarshal([]byte(line), &doc)

@@ -35,7 +35,7 @@ func main() {
 		os.Exit(1)
 	}
 	// Reads the environment only; no request is made here.
-	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
+	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithLogger(logging.SDK(log)))
 	if err != nil {
 		log.Error("AWS SDK configuration", "error", err)
 		os.Exit(1)
@@ -54,7 +54,7 @@ func main() {
 		// its metrics; an SDK retry would hide throttling and wait past the margin.
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = 1 })
 	})
-	emf := metrics.NewSink(os.Stdout, cfg.MetricsNamespace, lambdacontext.FunctionName)
+	emf := sink.EMFObserver{EMF: metrics.New(os.Stdout, cfg.MetricsNamespace, lambdacontext.FunctionName, sink.MetricSchema)}
 	handler := sink.New(cfg.Sink, sink.Broker{Pool: pool}, kin, emf, log)
 
 	lambda.StartWithOptions(handler.Handle, lambda.WithEnableSIGTERM(func() {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 // The Go benchmarks of the two in-process sides of `make bench`, for profiling one shape at a time:

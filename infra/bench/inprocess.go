@@ -17,6 +17,8 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/metrics"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/relay/senders"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsarfake"
 )
 
 // FunctionConfig loads the function's configuration exactly as the bootstrap does, from nothing but
@@ -46,8 +48,8 @@ func NewHandler(serviceURL, topic string) (*Handler, error) {
 	}
 	log := logging.New(io.Discard, func(string) string { return "" })
 	pool := producer.NewPool(cfg.Producer)
-	emf := metrics.New(io.Discard, cfg.MetricsNamespace, "kinesis-to-pulsar")
-	return &Handler{Pool: pool, Relay: relay.New(cfg.Relay, pool, nil, emf, log)}, nil
+	emf := relay.EMFObserver{EMF: metrics.New(io.Discard, cfg.MetricsNamespace, "kinesis-to-pulsar", relay.MetricSchema)}
+	return &Handler{Pool: pool, Relay: relay.New(cfg.Relay, senders.FromPool(pool), nil, emf, log)}, nil
 }
 
 // Run handles one batch and checks that every record was delivered.
@@ -71,58 +73,22 @@ func (h *Handler) Close() {
 	h.Pool.Close(ctx)
 }
 
-// Sent is one message exactly as the handler passed it to SendAsync, with the producer kind it chose.
-type Sent struct {
-	Kind producer.Kind
-	Msg  *pulsar.ProducerMessage
-}
-
 // Messages runs the handler's own mapping over ev against a recording producer and returns the
 // messages it would send, in order: the ceiling publishes exactly these (keys, properties, event
 // times, producer kinds), so the two differ only in the handler's own work.
-func Messages(ctx context.Context, ev events.KinesisEvent) ([]Sent, error) {
+func Messages(ctx context.Context, ev events.KinesisEvent) ([]pulsarfake.Message, error) {
 	cfg, err := FunctionConfig("pulsar://127.0.0.1:6650", "persistent://public/default/recorded")
 	if err != nil {
 		return nil, err
 	}
-	rec := &recorder{}
+	rec := pulsarfake.New(nil)
 	r := relay.New(cfg.Relay, rec, nil, nil, logging.New(io.Discard, func(string) string { return "" }))
 	resp, err := r.Handle(ctx, ev)
 	if err != nil || len(resp.BatchItemFailures) > 0 {
 		return nil, fmt.Errorf("recording the handler's messages: %v %v", resp, err)
 	}
-	return rec.sent, nil
+	return rec.Messages, nil
 }
-
-// recorder implements relay.Producers with producers that record each message and confirm it at once.
-type recorder struct {
-	mu   sync.Mutex
-	sent []Sent
-}
-
-func (r *recorder) Producer(_ context.Context, topic string, kind producer.Kind) (pulsar.Producer, bool, error) {
-	return &recordingProducer{r: r, kind: kind, topic: topic}, true, nil
-}
-
-func (r *recorder) Discard(string, producer.Kind, pulsar.Producer) {}
-func (r *recorder) Begin() producer.Invocation                     { return 0 }
-func (r *recorder) End(producer.Invocation, bool)                  {}
-
-type recordingProducer struct {
-	pulsar.Producer // only SendAsync and FlushWithCtx are called
-	r               *recorder
-	kind            producer.Kind
-	topic           string
-}
-
-func (p *recordingProducer) SendAsync(_ context.Context, m *pulsar.ProducerMessage, cb func(pulsar.MessageID, *pulsar.ProducerMessage, error)) {
-	p.r.mu.Lock()
-	p.r.sent = append(p.r.sent, Sent{Kind: p.kind, Msg: m})
-	p.r.mu.Unlock()
-	cb(pulsar.EarliestMessageID(), m, nil)
-}
-
-func (p *recordingProducer) FlushWithCtx(context.Context) error { return nil }
 
 // Ceiling is a bare pulsar-client-go producer: SendAsync of prepared messages, a flush, and a wait for
 // every receipt. Its producers come from a producer.Pool of its own, so client and producer options are
@@ -142,11 +108,11 @@ func NewCeiling(serviceURL, topic string) (*Ceiling, error) {
 }
 
 // Run publishes msgs and waits for every receipt; it fails on the first send error.
-func (c *Ceiling) Run(ctx context.Context, msgs []Sent) (time.Duration, error) {
-	var prods [3]pulsar.Producer
+func (c *Ceiling) Run(ctx context.Context, msgs []pulsarfake.Message) (time.Duration, error) {
+	var prods [3]relay.Sender
 	for _, m := range msgs {
 		if prods[m.Kind] == nil {
-			p, _, err := c.Pool.Producer(ctx, c.Topic, m.Kind)
+			p, _, err := senders.FromPool(c.Pool).Sender(ctx, c.Topic, m.Kind)
 			if err != nil {
 				return 0, fmt.Errorf("ceiling: %w", err)
 			}
@@ -173,7 +139,7 @@ func (c *Ceiling) Run(ctx context.Context, msgs []Sent) (time.Duration, error) {
 	for _, m := range msgs {
 		prods[m.Kind].SendAsync(ctx, m.Msg, cb)
 	}
-	if p := prods[producer.Batched]; p != nil {
+	if p := prods[relay.Batched]; p != nil {
 		if err := p.FlushWithCtx(ctx); err != nil {
 			return 0, fmt.Errorf("ceiling: flush: %w", err)
 		}

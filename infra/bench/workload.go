@@ -8,7 +8,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 )
 
 // Workload is one batch shape: Records records of Size payload bytes each, or an explicit list of

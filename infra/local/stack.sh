@@ -25,7 +25,7 @@
 #
 # .cache/run/env (KEY=value lines; `set -a; . .cache/run/env`): PULSAR_SERVICE_URL, PULSAR_ADMIN_URL,
 # AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-# PULSAR_HOME (the unpacked Pulsar distribution), KP_VENV (the Python venv). See docs/architecture.md.
+# PULSAR_HOME (the unpacked Pulsar distribution), KP_VENV (the Python venv). See infra/local/README.md.
 set -euo pipefail
 
 # shellcheck disable=SC2034 # used by lib.sh
@@ -128,7 +128,8 @@ start_moto() {
   : >"$MOTO_LOG"
   (
     cd "$KP_RUN"
-    exec "$KP_VENV/bin/python" "$KP_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+    # infra/local/moto/sitecustomize.py makes moto's Kinesis safe under concurrent PutRecords.
+    PYTHONPATH="$KP_LOCAL/moto${PYTHONPATH:+:$PYTHONPATH}" exec "$KP_VENV/bin/python" "$KP_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
   ) </dev/null >>"$MOTO_LOG" 2>&1 &
   printf '%s\n' "$!" >"$MOTO_PID"
 }

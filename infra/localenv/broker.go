@@ -68,7 +68,7 @@ func StartBroker(t testing.TB, opts BrokerOptions) *Broker {
 }
 
 func startBroker(t testing.TB, opts BrokerOptions) (*Broker, error) {
-	script, err := findScript("infra/local/pulsar.sh")
+	script, err := RepoFile("infra/local/pulsar.sh")
 	if err != nil {
 		return nil, err
 	}
@@ -232,24 +232,4 @@ func nameFromTest(testName string) string {
 		name = "broker"
 	}
 	return name
-}
-
-// findScript finds a file of the repository by walking up from the working directory (go test runs in
-// the package's directory) to the directory that holds it.
-func findScript(rel string) (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find %s: %w", rel, err)
-	}
-	for {
-		p := filepath.Join(dir, rel)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("find %s: not in any parent of the working directory", rel)
-		}
-		dir = parent
-	}
 }

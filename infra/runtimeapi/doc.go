@@ -26,7 +26,8 @@
 //     AWS_LAMBDA_LOG_STREAM_NAME, AWS_LAMBDA_INITIALIZATION_TYPE, AWS_REGION, AWS_DEFAULT_REGION,
 //     _HANDLER=bootstrap, LAMBDA_TASK_ROOT (the binary's directory, also the working directory),
 //     LAMBDA_RUNTIME_DIR, TZ=:UTC, LANG and PATH, then Options.Env. Nothing of the parent's environment
-//     passes unless Options.InheritEnv.
+//     passes unless Options.InheritEnv. AWS_EC2_METADATA_DISABLED=true stands for Lambda having no
+//     instance metadata service, so the SDK never reaches this host's.
 //   - The lifecycle: init ends when the runtime and every registered extension have called their next
 //     (bounded by Options.InitTimeout, 10 s); one invocation at a time; a timeout, a crash or an init
 //     failure resets the environment, and the next Invoke starts a fresh process by itself (a cold

@@ -337,6 +337,7 @@ func TestEnvironmentVariables(t *testing.T) {
 		"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
 		"AWS_LAMBDA_LOG_GROUP_NAME", "AWS_REGION", "AWS_DEFAULT_REGION", "_HANDLER", "TZ",
 		"RUNTIMEAPI_EXTRA", "RUNTIMEAPI_PARENT_ONLY", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_LOG_STREAM_NAME",
+		"AWS_EC2_METADATA_DISABLED",
 	}
 	tests := []struct {
 		name    string
@@ -362,6 +363,7 @@ func TestEnvironmentVariables(t *testing.T) {
 				"RUNTIMEAPI_EXTRA":                "1",
 				"AWS_LAMBDA_RUNTIME_API":          env.Addr(),
 				"LAMBDA_TASK_ROOT":                strings.TrimSuffix(testBootstrap, "/bootstrap"),
+				"AWS_EC2_METADATA_DISABLED":       "true",
 			}
 			if tt.inherit {
 				want["RUNTIMEAPI_PARENT_ONLY"] = "parent"

@@ -135,6 +135,9 @@ func (o Options) childEnv() []string {
 		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
 		"AWS_REGION="+o.Region,
 		"AWS_DEFAULT_REGION="+o.Region,
+		// Not a variable Lambda sets, but what it means is true there: a function has no instance
+		// metadata service. Without it, an SDK missing credentials here would ask this host's IMDS.
+		"AWS_EC2_METADATA_DISABLED=true",
 		"_HANDLER=bootstrap",
 		"LAMBDA_TASK_ROOT="+filepath.Dir(o.Binary),
 		"LAMBDA_RUNTIME_DIR=/var/runtime",

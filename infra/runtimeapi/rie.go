@@ -21,6 +21,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 )
 
 // RIE runs the bootstrap under AWS's Runtime Interface Emulator (aws-lambda-rie) and invokes it through
@@ -60,7 +62,7 @@ type RIE struct {
 func FindRIE() (string, error) {
 	venv := os.Getenv("KP_VENV")
 	if venv == "" {
-		root, err := repoRoot()
+		root, err := localenv.RepoRoot()
 		if err != nil {
 			return "", fmt.Errorf("find RIE: %w", err)
 		}
@@ -85,23 +87,6 @@ func FindRIEIn(venv string) (string, error) {
 			"(infra/local/stack.sh install) or point KP_VENV at a venv that has it", pattern)
 	}
 	return matches[len(matches)-1], nil
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("working directory: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory; set KP_VENV")
-		}
-		dir = parent
-	}
 }
 
 // StartRIE starts the emulator rie with the function of opts and waits until it accepts invocations.

@@ -54,3 +54,43 @@ func TestDeployDocListsEveryParameter(t *testing.T) {
 		}
 	}
 }
+
+// The connector's settings are mapped in one table, docs/deploy.md's; every template parameter it names
+// exists, and the README links to it instead of keeping a copy.
+func TestConnectorTableNamesParameters(t *testing.T) {
+	tp := loadTmpl(t)
+	doc, err := os.ReadFile(deployDocPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n### Switching over from the Pulsar IO Kinesis source\n")
+	if !ok {
+		t.Fatal("docs/deploy.md has no \"### Switching over from the Pulsar IO Kinesis source\" section")
+	}
+	section, _, _ = strings.Cut(section, "\n#")
+	rows := regexp.MustCompile(`(?m)^\| (.+) \| (.+) \|$`).FindAllStringSubmatch(section, -1)
+	if len(rows) < 10 {
+		t.Fatalf("the connector table has %d rows", len(rows))
+	}
+	for _, row := range rows {
+		for _, m := range regexp.MustCompile("`([A-Z][a-z][A-Za-z]*)`").FindAllStringSubmatch(row[2], -1) {
+			if tp.params[m[1]] == nil {
+				t.Errorf("the connector table maps %s to %s, which is no template parameter", row[1], m[1])
+			}
+		}
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The README's source-connector section links to that table instead of keeping its own (the sink's
+	// connector table, another fact, lives in the README's sink section).
+	_, source, ok := strings.Cut(string(readme), "\n## Coming from the Pulsar IO Kinesis source connector\n")
+	if !ok {
+		t.Fatal("README has no \"## Coming from the Pulsar IO Kinesis source connector\" section")
+	}
+	source, _, _ = strings.Cut(source, "\n## ")
+	if strings.Contains(source, "| `awsKinesisStreamName`") || !strings.Contains(source, "docs/deploy.md#switching-over-from-the-pulsar-io-kinesis-source") {
+		t.Error("README keeps its own source connector table, or does not link to docs/deploy.md's")
+	}
+}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/streambridge/kinesis-pulsar/internal/metrics"
+	"github.com/streambridge/kinesis-pulsar/internal/relay"
 )
 
 // Paths from this package's directory, where go test runs.
@@ -267,19 +267,19 @@ func newJSONDecoder(data []byte) *json.Decoder {
 	return dec
 }
 
-// metricsMetrics lists the names of metrics.Metrics.
+// metricsMetrics lists the names of relay.MetricSchema.Metrics.
 func metricsMetrics() []string {
-	names := make([]string, len(metrics.Metrics))
-	for i, m := range metrics.Metrics {
+	names := make([]string, len(relay.MetricSchema.Metrics))
+	for i, m := range relay.MetricSchema.Metrics {
 		names[i] = m.Name
 	}
 	return names
 }
 
-// dimensionSets returns metrics.DimensionSets with each set sorted.
+// dimensionSets returns relay.MetricSchema.DimensionSets with each set sorted.
 func dimensionSets() [][]string {
-	out := make([][]string, len(metrics.DimensionSets))
-	for i, set := range metrics.DimensionSets {
+	out := make([][]string, len(relay.MetricSchema.DimensionSets))
+	for i, set := range relay.MetricSchema.DimensionSets {
 		out[i] = slices.Sorted(slices.Values(set))
 	}
 	return out

@@ -46,6 +46,7 @@ sam-build: sam-tools sam-state
 	$(SAM) build --template-file $(SAM_TEMPLATE) --build-in-source --config-file $(SAM_STATE)/no-config.toml
 	$(GO) run ./infra/sam/cmd/elfcheck $(SAM_BOOTSTRAP) $(SAM_SINK_BOOTSTRAP)
 
+## sam-tools: install sam and cfn-lint into the venv if missing (stack.sh install); used by the two above
 sam-tools:
 	@if [ ! -x $(KP_VENV)/bin/sam ] || [ ! -x $(KP_VENV)/bin/cfn-lint ]; then \
 		echo "sam or cfn-lint missing from $(KP_VENV): running $(STACK) install"; \
@@ -54,6 +55,7 @@ sam-tools:
 	@test -x $(KP_VENV)/bin/sam && test -x $(KP_VENV)/bin/cfn-lint || \
 		{ echo "$(KP_VENV) has no sam or cfn-lint: see infra/local/requirements.txt" >&2; exit 1; }
 
+## sam-state: SAM CLI state under .cache/sam-cli that keeps it offline; used by the targets above
 sam-state:
 	@mkdir -p $(SAM_STATE)
 	@: > $(SAM_STATE)/no-config.toml

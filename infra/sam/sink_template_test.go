@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/streambridge/kinesis-pulsar/internal/config"
-	"github.com/streambridge/kinesis-pulsar/internal/metrics"
+	"github.com/streambridge/kinesis-pulsar/internal/sink"
 )
 
 // The sink (issue 16): PulsarToKinesisFunction and what surrounds it.
@@ -249,7 +249,7 @@ func TestSinkDashboardAndAlarmsReadWhatTheSinkEmits(t *testing.T) {
 	nsValue := placeholder(tp, ns)
 	fnValue := placeholder(tp, sinkFunctionID)
 	emitted := map[string]bool{}
-	for _, m := range metrics.SinkMetrics {
+	for _, m := range sink.MetricSchema.Metrics {
 		emitted[m.Name] = true
 	}
 	shown := map[string]bool{}
@@ -261,7 +261,7 @@ func TestSinkDashboardAndAlarmsReadWhatTheSinkEmits(t *testing.T) {
 			switch m.namespace {
 			case nsValue:
 				if !emitted[m.name] {
-					t.Errorf("%s: %s is not in metrics.SinkMetrics", m.where, m.name)
+					t.Errorf("%s: %s is not in sink.MetricSchema.Metrics", m.where, m.name)
 				}
 				shown[m.name] = true
 			case "AWS/Lambda":
@@ -272,7 +272,7 @@ func TestSinkDashboardAndAlarmsReadWhatTheSinkEmits(t *testing.T) {
 	}
 	for name := range emitted {
 		if !shown[name] {
-			t.Errorf("metrics.SinkMetrics has %s, the sink's dashboard does not show it", name)
+			t.Errorf("sink.MetricSchema.Metrics has %s, the sink's dashboard does not show it", name)
 		}
 	}
 

@@ -794,11 +794,11 @@ func TestDashboardAndAlarmsReadWhatTheCodeEmits(t *testing.T) {
 		}
 		// Our metrics: a name the code emits, with one of its dimension sets, for this function.
 		if !slices.ContainsFunc(metricsMetrics(), func(n string) bool { return n == m.name }) {
-			t.Errorf("%s: metric %s is not in metrics.Metrics", m.where, m.name)
+			t.Errorf("%s: metric %s is not in relay.MetricSchema.Metrics", m.where, m.name)
 		}
 		keys := slices.Sorted(maps.Keys(m.dims))
 		if !slices.ContainsFunc(dimensionSets(), func(set []string) bool { return slices.Equal(set, keys) }) {
-			t.Errorf("%s: %s dimensions %v are no dimension set of metrics.DimensionSets %v", m.where, m.name, keys, dimensionSets())
+			t.Errorf("%s: %s dimensions %v are no dimension set of relay.MetricSchema.DimensionSets %v", m.where, m.name, keys, dimensionSets())
 		}
 		if m.dims["FunctionName"] != subValue["function"] {
 			t.Errorf("%s: %s FunctionName = %q, want the function's name %q", m.where, m.name, m.dims["FunctionName"], subValue["function"])
@@ -806,7 +806,7 @@ func TestDashboardAndAlarmsReadWhatTheCodeEmits(t *testing.T) {
 	}
 	for _, name := range metricsMetrics() {
 		if !onDashboard[nsValue+" "+name] {
-			t.Errorf("metrics.Metrics has %s, the dashboard does not show it", name)
+			t.Errorf("relay.MetricSchema.Metrics has %s, the dashboard does not show it", name)
 		}
 	}
 	for _, name := range []string{"IteratorAge", "Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions"} {

@@ -26,6 +26,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/streambridge/kinesis-pulsar/internal/relay"
 )
 
 // Attribute and key names.
@@ -89,7 +91,7 @@ func Key(streamARN, shardID string) string { return streamARN + "#" + shardID }
 // checkpoint. The two writes run concurrently; the checkpoint not advancing because a later one is
 // already recorded is not an error. Record returns within Options.Timeout, or by ctx's deadline when
 // that is earlier.
-func (t *Table) Record(ctx context.Context, b Batch) error {
+func (t *Table) Record(ctx context.Context, b relay.AuditRecord) error {
 	ctx, cancel := context.WithTimeout(ctx, t.opts.Timeout)
 	defer cancel()
 	pk := Key(b.StreamARN, b.ShardID)
@@ -107,7 +109,7 @@ func (t *Table) Record(ctx context.Context, b Batch) error {
 	return errors.Join(checkpointErr, batchErr)
 }
 
-func (t *Table) advance(ctx context.Context, pk string, b Batch) error {
+func (t *Table) advance(ctx context.Context, pk string, b relay.AuditRecord) error {
 	key, err := SequenceKey(b.CheckpointSequenceNumber)
 	if err != nil {
 		return fmt.Errorf("audit checkpoint for %s: %w", pk, err)
@@ -137,7 +139,7 @@ func (t *Table) advance(ctx context.Context, pk string, b Batch) error {
 	return nil
 }
 
-func (t *Table) putBatch(ctx context.Context, pk string, b Batch) error {
+func (t *Table) putBatch(ctx context.Context, pk string, b relay.AuditRecord) error {
 	item := map[string]types.AttributeValue{
 		AttrPK:                str(pk),
 		AttrSK:                str(BatchSK(b.FirstSequenceNumber, b.RequestID)),

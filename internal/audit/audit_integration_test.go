@@ -19,6 +19,7 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
+	"github.com/streambridge/kinesis-pulsar/internal/relay"
 )
 
 const (
@@ -35,8 +36,8 @@ var testStart = localenv.Now().UTC().Truncate(time.Second).Add(456 * time.Millis
 func iso(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
 // delivered is a batch whose every record is in Pulsar.
-func delivered(first, last, req string) audit.Batch {
-	return audit.Batch{
+func delivered(first, last, req string) relay.AuditRecord {
+	return relay.AuditRecord{
 		StreamARN: testARN, ShardID: testShard, RequestID: req, Topic: "persistent://public/default/audit",
 		FirstSequenceNumber: first, LastSequenceNumber: last, Records: 3, Published: 3,
 		CheckpointSequenceNumber: last, CheckpointMessageID: "mid-" + req,
@@ -44,7 +45,7 @@ func delivered(first, last, req string) audit.Batch {
 	}
 }
 
-func record(t *testing.T, tab *audit.Table, b audit.Batch) {
+func record(t *testing.T, tab *audit.Table, b relay.AuditRecord) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -247,13 +248,13 @@ func TestBatchItemsExpireCheckpointsDoNot(t *testing.T) {
 func TestBatchItemFields(t *testing.T) {
 	l := newLocal(t)
 	tab := audit.New(l.db, audit.Options{Table: l.table})
-	partial := audit.Batch{
+	partial := relay.AuditRecord{
 		StreamARN: testARN, ShardID: testShard, RequestID: "req-partial", Topic: "persistent://public/default/t",
 		FirstSequenceNumber: "1000", LastSequenceNumber: "1009", Records: 10, Published: 7, DeadLettered: 1,
 		FailedSequenceNumber: "1008", CheckpointSequenceNumber: "1007", CheckpointMessageID: "5:3:-1:2",
 		StartedAt: testStart, Duration: 1234567 * time.Microsecond,
 	}
-	none := audit.Batch{
+	none := relay.AuditRecord{
 		StreamARN: testARN, ShardID: testShard, RequestID: "req-none", Topic: "persistent://public/default/t",
 		FirstSequenceNumber: "1008", LastSequenceNumber: "1009", Records: 2, FailedSequenceNumber: "1008",
 		StartedAt: testStart.Add(time.Minute), Duration: 3 * time.Second,
@@ -262,7 +263,7 @@ func TestBatchItemFields(t *testing.T) {
 	record(t, tab, none)
 	pk := audit.Key(testARN, testShard)
 	for _, c := range []struct {
-		b    audit.Batch
+		b    relay.AuditRecord
 		want map[string]string
 	}{
 		{partial, map[string]string{
@@ -297,17 +298,17 @@ func TestWriteRequestsPerInvocation(t *testing.T) {
 	tab := audit.New(l.db, audit.Options{Table: l.table})
 	for _, c := range []struct {
 		name string
-		b    audit.Batch
+		b    relay.AuditRecord
 		want map[string]int
 	}{
 		{"one record", delivered("5", "5", "req-a"), map[string]int{"UpdateItem": 1, "PutItem": 1}},
-		{"10000 records", func() audit.Batch {
+		{"10000 records", func() relay.AuditRecord {
 			b := delivered("6", "10005", "req-b")
 			b.Records, b.Published = 10000, 10000
 			return b
 		}(), map[string]int{"UpdateItem": 1, "PutItem": 1}},
 		{"stale checkpoint", delivered("1", "2", "req-c"), map[string]int{"UpdateItem": 1, "PutItem": 1}},
-		{"nothing delivered", func() audit.Batch {
+		{"nothing delivered", func() relay.AuditRecord {
 			b := delivered("10006", "10010", "req-d")
 			b.Published, b.CheckpointSequenceNumber, b.CheckpointMessageID, b.FailedSequenceNumber = 0, "", "", "10006"
 			return b

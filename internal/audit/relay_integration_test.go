@@ -21,16 +21,18 @@ import (
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/metrics"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/relay/senders"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 // observer keeps every summary and writes its EMF document, as the function does.
 type observer struct {
-	emf  *metrics.EMF
+	emf  relay.EMFObserver
 	mu   sync.Mutex
 	sums []*relay.Summary
 }
@@ -65,8 +67,8 @@ type relayFixture struct {
 func newRelay(t *testing.T, auditor relay.Auditor, opts relay.Options, popts producer.Options) *relayFixture {
 	t.Helper()
 	stack := localenv.Require(t)
-	if opts.Topic == "" {
-		opts.Topic = pulsartest.Topic(t, "audit")
+	if opts.Topic.IsZero() {
+		opts.Topic = streamtopic.MustParse(pulsartest.Topic(t, "audit"))
 	}
 	opts.Properties = relay.AllProperties
 	opts.Now = localenv.Now
@@ -74,9 +76,9 @@ func newRelay(t *testing.T, auditor relay.Auditor, opts relay.Options, popts pro
 	popts.Logger = slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))
 	pool := producer.NewPool(popts)
 	t.Cleanup(func() { pool.Close(context.Background()) })
-	f := &relayFixture{emf: &runtimeapi.Output{}, logs: &runtimeapi.Output{}, topic: opts.Topic, client: pulsartest.Client(t, stack.PulsarServiceURL)}
-	f.obs = &observer{emf: metrics.New(f.emf, "KinesisPulsar", "kinesis-to-pulsar")}
-	f.relay = relay.New(opts, pool, auditor, f.obs, slog.New(slog.NewJSONHandler(f.logs, nil)))
+	f := &relayFixture{emf: &runtimeapi.Output{}, logs: &runtimeapi.Output{}, topic: opts.Topic.String(), client: pulsartest.Client(t, stack.PulsarServiceURL)}
+	f.obs = &observer{emf: relay.EMFObserver{EMF: metrics.New(f.emf, "KinesisPulsar", "kinesis-to-pulsar", relay.MetricSchema)}}
+	f.relay = relay.New(opts, senders.FromPool(pool), auditor, f.obs, slog.New(slog.NewJSONHandler(f.logs, nil)))
 	return f
 }
 
@@ -186,7 +188,7 @@ type timedAuditor struct {
 	took time.Duration
 }
 
-func (a *timedAuditor) Record(ctx context.Context, b audit.Batch) error {
+func (a *timedAuditor) Record(ctx context.Context, b relay.AuditRecord) error {
 	start := time.Now()
 	err := a.Auditor.Record(ctx, b)
 	a.mu.Lock()

@@ -13,31 +13,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/streambridge/kinesis-pulsar/internal/relay"
 )
 
-// Sequence is a shard's state for PROCESSING_GUARANTEE=effectivelyOnce, kept on its checkpoint item
-// beside the checkpoint itself. The Pulsar producer of the shard is named after the stream, the shard
-// and Epoch, and gives every message a sequence id the broker deduplicates on.
+// The state of relay.Sequence lives on the shard's checkpoint item, beside the checkpoint itself:
 //
 //	sk "checkpoint": ... epoch, nextSequenceId, checkpointSequenceId, resumeSequenceNumber,
 //	                 resumeSequenceId, version
-type Sequence struct {
-	// CheckpointSequenceNumber is the checkpoint: it and every earlier record are in Pulsar. "" none.
-	CheckpointSequenceNumber string
-	// CheckpointID is the sequence id of the checkpoint record's last message; -1 when unknown.
-	CheckpointID int64
-	// Epoch is part of the producer name. It is drawn when the item is first written in this mode, so
-	// a table (or item) created afresh never reuses the ids of a producer the broker still remembers.
-	Epoch string
-	// NextID is above every id ever handed out for the shard: fresh ids start here.
-	NextID int64
-	// ResumeSequenceNumber is the record a retry restarts from with the same ids as the attempt that did
-	// not finish: it gets ResumeID, the messages after it consecutive ids. "" when none is pending.
-	ResumeSequenceNumber string
-	ResumeID             int64
-	// Version counts the writes in this mode; every write is conditional on the version it read.
-	Version int64
-}
 
 // SequenceDB is the part of the DynamoDB client Sequences uses.
 type SequenceDB interface {
@@ -68,7 +51,7 @@ func NewSequences(db SequenceDB, table string, timeout time.Duration) *Sequences
 
 // Read returns the shard's state with a strongly consistent read. A shard never written in this mode
 // gets a new epoch, ids from 0 and version 0.
-func (s *Sequences) Read(ctx context.Context, streamARN, shardID string) (Sequence, error) {
+func (s *Sequences) Read(ctx context.Context, streamARN, shardID string) (relay.Sequence, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	pk := Key(streamARN, shardID)
@@ -78,9 +61,9 @@ func (s *Sequences) Read(ctx context.Context, streamARN, shardID string) (Sequen
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return Sequence{}, fmt.Errorf("reading the sequence state of %s in table %s: %w", pk, s.table, err)
+		return relay.Sequence{}, fmt.Errorf("reading the sequence state of %s in table %s: %w", pk, s.table, err)
 	}
-	q := Sequence{CheckpointID: -1, ResumeID: -1}
+	q := relay.Sequence{CheckpointID: -1, ResumeID: -1}
 	item := out.Item
 	q.CheckpointSequenceNumber = getS(item, "sequenceNumber")
 	q.Epoch = getS(item, "epoch")
@@ -90,7 +73,7 @@ func (s *Sequences) Read(ctx context.Context, streamARN, shardID string) (Sequen
 		if v, ok := item[name].(*types.AttributeValueMemberN); ok {
 			n, err := strconv.ParseInt(v.Value, 10, 64)
 			if err != nil {
-				return Sequence{}, fmt.Errorf("sequence state of %s: %s %q is not an integer", pk, name, v.Value)
+				return relay.Sequence{}, fmt.Errorf("sequence state of %s: %s %q is not an integer", pk, name, v.Value)
 			}
 			*dst = n
 		}
@@ -99,7 +82,7 @@ func (s *Sequences) Read(ctx context.Context, streamARN, shardID string) (Sequen
 		// The checkpoint may exist from the at-least-once mode; the ids start afresh under a new name.
 		var b [6]byte
 		if _, err := rand.Read(b[:]); err != nil {
-			return Sequence{}, fmt.Errorf("drawing an epoch: %w", err)
+			return relay.Sequence{}, fmt.Errorf("drawing an epoch: %w", err)
 		}
 		q.Epoch, q.NextID, q.Version = hex.EncodeToString(b[:]), 0, 0
 	}
@@ -109,7 +92,7 @@ func (s *Sequences) Read(ctx context.Context, streamARN, shardID string) (Sequen
 // Write stores next if the shard's state is still prev (same version), and bumps the version; it
 // returns ErrSequenceConflict otherwise, or when next's checkpoint (sequenceNumber, sequenceKey) is
 // not above the stored one: it moves only forwards. A next checkpoint equal to prev's is left alone.
-func (s *Sequences) Write(ctx context.Context, streamARN, shardID, requestID string, now time.Time, prev, next Sequence) (Sequence, error) {
+func (s *Sequences) Write(ctx context.Context, streamARN, shardID, requestID string, now time.Time, prev, next relay.Sequence) (relay.Sequence, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	pk := Key(streamARN, shardID)
@@ -130,7 +113,7 @@ func (s *Sequences) Write(ctx context.Context, streamARN, shardID, requestID str
 	if next.CheckpointSequenceNumber != "" && next.CheckpointSequenceNumber != prev.CheckpointSequenceNumber {
 		key, err := SequenceKey(next.CheckpointSequenceNumber)
 		if err != nil {
-			return Sequence{}, fmt.Errorf("sequence state of %s: %w", pk, err)
+			return relay.Sequence{}, fmt.Errorf("sequence state of %s: %w", pk, err)
 		}
 		set = append(set, "sequenceNumber = :seq", "sequenceKey = :key", "checkpointSequenceId = :cid")
 		values[":seq"], values[":key"], values[":cid"] = str(next.CheckpointSequenceNumber), str(key), num(next.CheckpointID)
@@ -159,22 +142,12 @@ func (s *Sequences) Write(ctx context.Context, streamARN, shardID, requestID str
 	})
 	var stale *types.ConditionalCheckFailedException
 	if errors.As(err, &stale) {
-		return Sequence{}, fmt.Errorf("sequence state of %s: %w", pk, ErrSequenceConflict)
+		return relay.Sequence{}, fmt.Errorf("sequence state of %s: %w", pk, ErrSequenceConflict)
 	}
 	if err != nil {
-		return Sequence{}, fmt.Errorf("writing the sequence state of %s in table %s: %w", pk, s.table, err)
+		return relay.Sequence{}, fmt.Errorf("writing the sequence state of %s in table %s: %w", pk, s.table, err)
 	}
 	return next, nil
-}
-
-// Covers reports whether the checkpoint covers seq: seq is at or below it, so already in Pulsar.
-func (q Sequence) Covers(seq string) bool {
-	if q.CheckpointSequenceNumber == "" {
-		return false
-	}
-	a, err1 := SequenceKey(seq)
-	b, err2 := SequenceKey(q.CheckpointSequenceNumber)
-	return err1 == nil && err2 == nil && a <= b
 }
 
 func getS(item map[string]types.AttributeValue, name string) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
+	"github.com/streambridge/kinesis-pulsar/internal/relay"
 )
 
 // The sequence state of a shard: a fresh epoch on first read, conditional writes that refuse a stale
@@ -56,7 +57,7 @@ func TestSequenceState(t *testing.T) {
 	}
 	// The at-least-once writer (the audit batch record) reaching the same checkpoint changes nothing.
 	tbl := audit.New(l.db, audit.Options{Table: l.table})
-	if err := tbl.Record(ctx, audit.Batch{StreamARN: arn, ShardID: shard, RequestID: "req-1", FirstSequenceNumber: "100",
+	if err := tbl.Record(ctx, relay.AuditRecord{StreamARN: arn, ShardID: shard, RequestID: "req-1", FirstSequenceNumber: "100",
 		CheckpointSequenceNumber: "105", StartedAt: now}); err != nil {
 		t.Fatal(err)
 	}

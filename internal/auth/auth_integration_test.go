@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
@@ -23,11 +24,13 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
 	"github.com/streambridge/kinesis-pulsar/internal/auth"
-	"github.com/streambridge/kinesis-pulsar/internal/auth/authtest"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/relay/senders"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
+	"github.com/streambridge/kinesis-pulsar/tests/authtest"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 type summaries struct {
@@ -50,6 +53,19 @@ type countingSecrets struct {
 func (c *countingSecrets) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
 	c.fetches.Add(1)
 	return c.SecretsClient.GetSecretValue(ctx, in, opts...)
+}
+
+// countingCredentials counts the clients the pool builds: it calls Apply once per client. A recovery
+// with one client throughout was the credentials' own doing (the token supplier, the OAuth2 provider);
+// a second client means the relay had the pool rebuild it.
+type countingCredentials struct {
+	producer.Credentials
+	clients atomic.Int32
+}
+
+func (c *countingCredentials) Apply(ctx context.Context, opts *pulsar.ClientOptions) error {
+	c.clients.Add(1)
+	return c.Credentials.Apply(ctx, opts)
 }
 
 // suite is what every test shares: one broker per package run, the local Secrets Manager, and every
@@ -95,6 +111,7 @@ func (s *suite) tokenSecret(token string) string {
 type function struct {
 	s       *suite
 	creds   *auth.Secret
+	counted *countingCredentials // what the pool calls: f.creds, counted
 	secrets *countingSecrets
 	pool    *producer.Pool
 	relay   *relay.Relay
@@ -127,11 +144,12 @@ func (s *suite) newFunction(t *testing.T, secretID string, o fnOptions) *functio
 	f := &function{s: s, secrets: &countingSecrets{SecretsClient: o.client}, logs: logs, sums: &summaries{},
 		topic: pulsartest.Topic(t, "auth"), shard: kinesistest.NewShard("auth", 0)}
 	f.creds = auth.New(f.secrets, secretID, log)
-	popts.Credentials = f.creds
+	f.counted = &countingCredentials{Credentials: f.creds}
+	popts.Credentials = f.counted
 	f.pool = producer.NewPool(popts)
 	t.Cleanup(func() { f.pool.Close(context.Background()) })
-	f.relay = relay.New(relay.Options{Topic: f.topic, Properties: relay.AllProperties, Deaggregate: true,
-		DeadlineMargin: 500 * time.Millisecond}, f.pool, nil, f.sums, log)
+	f.relay = relay.New(relay.Options{Topic: streamtopic.MustParse(f.topic), Properties: relay.AllProperties, Deaggregate: true,
+		DeadlineMargin: 500 * time.Millisecond}, senders.FromPool(f.pool), nil, f.sums, log)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("function logs (secret material redacted):\n%s", s.redact(logs.String()))
@@ -186,21 +204,37 @@ func (f *function) failed(t *testing.T, resp events.KinesisEventResponse, sum *r
 	return sum.Cause
 }
 
-// untilDelivered invokes (each with the given timeout) until an invocation delivers, for at most
-// limit; it returns how many invocations that took and how long.
-func (f *function) untilDelivered(t *testing.T, timeout, limit time.Duration) (invocations int, took time.Duration) {
+// invokeRotating invokes with the given timeout and, one second into the invocation, puts value into
+// the secret; it returns when both are done, with the moment of the rotation.
+func (f *function) invokeRotating(t *testing.T, arn, value string, timeout time.Duration) (events.KinesisEventResponse, *relay.Summary, time.Time) {
 	t.Helper()
-	start := time.Now()
-	for {
-		resp, sum := f.invoke(t, 3, timeout)
-		invocations++
-		if len(resp.BatchItemFailures) == 0 {
-			return invocations, time.Since(start).Round(time.Millisecond)
-		}
-		if time.Since(start) > limit {
-			t.Fatalf("still failing after %v (%d invocations): %s", time.Since(start).Round(time.Second), invocations,
-				f.s.redact(fmt.Sprint(sum.Cause)))
-		}
+	type put struct {
+		at  time.Time
+		err error
+	}
+	rotation := make(chan put, 1)
+	go func() {
+		time.Sleep(time.Second)
+		err := f.s.secrets.PutValue(arn, value)
+		rotation <- put{time.Now(), err}
+	}()
+	resp, sum := f.invoke(t, 3, timeout)
+	r := <-rotation
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return resp, sum, r.at
+}
+
+// sameClient asserts that the pool built one client only and the relay never asked for another: the
+// credentials recovered by themselves.
+func (f *function) sameClient(t *testing.T) {
+	t.Helper()
+	if n := f.counted.clients.Load(); n != 1 {
+		t.Errorf("the pool built %d clients, want 1: the recovery was not the credentials' own", n)
+	}
+	if f.logged("replacing the Pulsar client") {
+		t.Error("the relay replaced the client")
 	}
 }
 
@@ -438,18 +472,21 @@ func TestWithBroker(t *testing.T) {
 			}
 		})
 
-		// The client credentials are rotated in the secret after the issuer refused the old ones.
-		// Producer creation fails within the invocation, as with the defaults (operation timeout 10 s,
-		// function timeout 60 s), so the pool keeps its client: the provider itself must rebuild.
+		// The client credentials are rotated in the secret while an invocation's producer creation keeps
+		// failing on the old ones (the issuer refuses them). The OAuth2 provider itself must rebuild from
+		// the new value: the same invocation delivers, on the one client the pool built (the relay's
+		// rebuild after an invocation without receipts never runs).
 		t.Run("client secret rotated", func(t *testing.T) {
 			wrong := s.secret("wrong oauth2 client secret", "cs-"+strings.Repeat("0bad", 8))
 			arn := s.secrets.Create(t, "oauth2", secretFor(wrong))
-			f := s.newFunction(t, arn, fnOptions{producer: producer.Options{OperationTimeout: 2 * time.Second}})
-			resp, sum := f.invoke(t, 3, 5*time.Second)
-			f.failed(t, resp, sum)
-			s.secrets.Put(t, arn, secretFor(clientSecret))
-			invocations, took := f.untilDelivered(t, 5*time.Second, 30*time.Second)
-			t.Logf("recovered %v after the rotation, at invocation %d after it (%d fetches)", took, invocations, f.secrets.fetches.Load())
+			// The operation timeout outlasts the provider's refetch interval (5 s) after the rotation, so
+			// producer creation does not give up (and the pool rebuild) before the provider recovers.
+			f := s.newFunction(t, arn, fnOptions{producer: producer.Options{OperationTimeout: 15 * time.Second}})
+			resp, sum, rotatedAt := f.invokeRotating(t, arn, secretFor(clientSecret), 25*time.Second)
+			f.delivered(t, resp, sum)
+			f.sameClient(t)
+			t.Logf("delivered %v after the rotation, in the invocation that started before it (%d fetches)",
+				time.Since(rotatedAt).Round(time.Millisecond), f.secrets.fetches.Load())
 		})
 	})
 
@@ -484,6 +521,7 @@ func TestWithBroker(t *testing.T) {
 			if f.secrets.fetches.Load() < 2 {
 				t.Error("the secret was never fetched again, yet the old token expired")
 			}
+			f.sameClient(t) // the token supplier answered the broker's challenge
 		})
 
 		// The token expired before the secret was rotated: the broker dropped the connection and
@@ -498,43 +536,57 @@ func TestWithBroker(t *testing.T) {
 			time.Sleep(time.Until(expiry(t, old).Add(2 * time.Second)))
 
 			rotated := s.secret("rotated token", s.broker.Token(t, "fn", 0))
-			type put struct {
-				at  time.Time
-				err error
-			}
-			rotation := make(chan put, 1)
-			go func() {
-				time.Sleep(time.Second)
-				err := s.secrets.PutValue(arn, s.tokenSecret(rotated))
-				rotation <- put{time.Now(), err}
-			}()
 			started := time.Now()
-			resp, sum = f.invoke(t, 3, 20*time.Second)
-			r := <-rotation
-			if r.err != nil {
-				t.Fatal(r.err)
-			}
-			rotatedAt := r.at
+			resp, sum, rotatedAt := f.invokeRotating(t, arn, s.tokenSecret(rotated), 20*time.Second)
 			f.delivered(t, resp, sum)
+			f.sameClient(t) // the client's reconnects took the rotated token from the supplier
 			t.Logf("invocation started 2 s after the old token expired; secret rotated 1 s into it; delivered %v after the rotation (invocation took %v)",
 				started.Add(sum.Duration).Sub(rotatedAt).Round(time.Millisecond), sum.Duration.Round(time.Millisecond))
 		})
 
 		// A token without expiry is refused by the broker (its key was rotated, or the token revoked or
-		// simply wrong), and the secret is then updated. Producer creation fails within the invocation
-		// (operation timeout 2 s, invocation timeout 5 s, like the defaults 10 s and 60 s), so the pool
-		// does not replace the client: the token supplier itself must fetch the secret again.
-		t.Run("refused token replaced", func(t *testing.T) {
+		// simply wrong), and the secret is updated while an invocation's producer creation keeps failing.
+		// The token supplier must fetch the secret again by itself: the same invocation delivers, on the
+		// one client the pool built.
+		t.Run("refused token replaced by the token supplier", func(t *testing.T) {
 			arn := s.secrets.Create(t, "rotation", s.tokenSecret(s.secret("refused token", s.broker.ForeignToken(t, "fn"))))
-			f := s.newFunction(t, arn, fnOptions{producer: producer.Options{OperationTimeout: 2 * time.Second}})
-			resp, sum := f.invoke(t, 3, 5*time.Second)
-			f.failed(t, resp, sum)
-			if sum.DeadlineStop {
-				t.Fatal("the first invocation stopped at its deadline; the scenario needs producer creation to fail first")
+			// As above: producer creation outlasts the supplier's refetch interval after the rotation.
+			f := s.newFunction(t, arn, fnOptions{producer: producer.Options{OperationTimeout: 15 * time.Second}})
+			rotated := s.tokenSecret(s.secret("rotated token", s.broker.Token(t, "fn", 0)))
+			resp, sum, rotatedAt := f.invokeRotating(t, arn, rotated, 25*time.Second)
+			f.delivered(t, resp, sum)
+			f.sameClient(t)
+			if !f.logged("do not work", arn, "is refused by the broker") {
+				t.Error("the refused token was never noticed; the test did not exercise the supplier's refetch")
 			}
-			s.secrets.Put(t, arn, s.tokenSecret(s.secret("rotated token", s.broker.Token(t, "fn", 0))))
-			invocations, took := f.untilDelivered(t, 5*time.Second, 30*time.Second)
-			t.Logf("recovered %v after the rotation, at invocation %d after it (%d fetches)", took, invocations, f.secrets.fetches.Load())
+			t.Logf("delivered %v after the rotation, in the invocation that started before it (%d fetches)",
+				time.Since(rotatedAt).Round(time.Millisecond), f.secrets.fetches.Load())
+		})
+
+		// A client certificate the broker refuses is replaced in the secret after an invocation that got
+		// no receipt. A certificate is fixed in the client's TLS configuration, so nothing but a new
+		// client can use the new one: the relay must have the pool rebuild it (and fetch the secret),
+		// and the very next invocation delivers.
+		t.Run("refused certificate replaced by the relay rebuilding the client", func(t *testing.T) {
+			tlsSecret := func(cert, key string) string {
+				return authtest.JSON(map[string]string{"type": "tls", "certPem": cert, "keyPem": key, "caPem": s.broker.CAPEM})
+			}
+			arn := s.secrets.Create(t, "rotation", tlsSecret(s.broker.OtherClientCertPEM, s.broker.OtherClientKeyPEM))
+			f := s.newFunction(t, arn, fnOptions{})
+			resp, sum := f.invoke(t, 3, 3*time.Second)
+			f.failed(t, resp, sum)
+			if !f.logged("no message confirmed: replacing the Pulsar client") {
+				t.Fatal("the relay did not replace the client after an invocation without receipts")
+			}
+			s.secrets.Put(t, arn, tlsSecret(s.broker.ClientCertPEM, s.broker.ClientKeyPEM))
+			resp, sum = f.invoke(t, 3, 20*time.Second)
+			f.delivered(t, resp, sum)
+			if n := f.counted.clients.Load(); n != 2 {
+				t.Errorf("the pool built %d clients, want 2: the one refused, and the one the relay asked for", n)
+			}
+			if n := f.secrets.fetches.Load(); n != 2 {
+				t.Errorf("the secret was fetched %d times, want 2 (once per client)", n)
+			}
 		})
 	})
 }

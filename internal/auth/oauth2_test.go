@@ -11,7 +11,7 @@ import (
 
 	"github.com/apache/pulsar-client-go/pulsar"
 
-	"github.com/streambridge/kinesis-pulsar/internal/auth/authtest"
+	"github.com/streambridge/kinesis-pulsar/tests/authtest"
 )
 
 // The OAuth2 provider gets its tokens from a real (local) issuer; after a failure it is rebuilt from a

@@ -11,8 +11,10 @@ import (
 
 	"github.com/apache/pulsar-client-go/pulsar"
 
+	"github.com/streambridge/kinesis-pulsar/internal/audit"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 )
 
 // Config is the whole configuration of the kinesis-to-pulsar function.
@@ -20,7 +22,8 @@ type Config struct {
 	Producer producer.Options
 	Relay    relay.Options
 	Auth     Auth
-	Audit    Audit
+	// Audit configures the DynamoDB audit table; Audit.Table "" turns auditing off.
+	Audit audit.Options
 	// MetricsNamespace is the CloudWatch namespace of the EMF metrics.
 	MetricsNamespace string
 }
@@ -29,14 +32,6 @@ type Config struct {
 type Auth struct {
 	// SecretID is the ARN or name of the Secrets Manager secret; "" means no authentication.
 	SecretID string
-}
-
-// Audit configures the DynamoDB audit table.
-type Audit struct {
-	// Table is the table name; "" turns auditing off.
-	Table string
-	// Retention is how long batch items live (their TTL). Default 7 days.
-	Retention time.Duration
 }
 
 // Variable names, in the order of the README's configuration table.
@@ -88,7 +83,7 @@ func Load(getenv func(string) string) (Config, error) {
 	var c Config
 
 	c.Producer.ServiceURL = serviceURL(p)
-	c.Relay.Topic = topic(p, VarTopic, p.required(VarTopic, "a Pulsar topic such as persistent://public/default/events; may contain {stream}"))
+	c.Relay.Topic = topic(p, VarTopic, p.required(VarTopic, streamtopic.Want))
 	c.Relay.DeadLetterTopic = topic(p, VarDeadLetterTopic, p.str(VarDeadLetterTopic, ""))
 	switch p.enum(VarMessageKey, "partitionKey", "partitionKey", "shardId", "none") {
 	case "shardId":
@@ -137,7 +132,8 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.Audit.Table != "" && !tableName.MatchString(c.Audit.Table) {
 		p.fail(VarAuditTable, strconv.Quote(c.Audit.Table), "a DynamoDB table name: 3 to 255 of a-z A-Z 0-9 _ - .")
 	}
-	c.Audit.Retention = time.Duration(p.integer(VarAuditRetention, 7, 1, 3650)) * 24 * time.Hour
+	const day = 24 * time.Hour
+	c.Audit.Retention = time.Duration(p.integer(VarAuditRetention, int(audit.DefaultRetention/day), 1, 3650)) * day
 	if c.Relay.AuditRequired && c.Audit.Table == "" {
 		p.fail(VarAuditRequired, `"true"`, "AUDIT_TABLE_NAME to be set as well")
 	}
@@ -189,18 +185,10 @@ func serviceURL(p *parser) string {
 	return v
 }
 
-// topicPattern accepts what Pulsar accepts: a full name {persistent|non-persistent}://tenant/ns/topic,
-// tenant/ns/topic, or a bare topic in public/default. {stream} may appear in the topic part.
-var topicPattern = regexp.MustCompile(`^((persistent|non-persistent)://[\w.=:-]+/[\w.=:-]+/|[\w.=:-]+/[\w.=:-]+/)?[\w.=:{}-]+$`)
-
-func topic(p *parser, name, v string) string {
-	if v == "" {
-		return ""
+func topic(p *parser, name, v string) streamtopic.Template {
+	t, err := streamtopic.Parse(v)
+	if err != nil {
+		p.fail(name, strconv.Quote(v), streamtopic.Want)
 	}
-	rest := strings.ReplaceAll(v, relay.StreamPlaceholder, "")
-	if !topicPattern.MatchString(v) || strings.ContainsAny(rest, "{}") {
-		p.fail(name, strconv.Quote(v), "a Pulsar topic such as persistent://public/default/events, where the topic part may contain {stream}")
-		return ""
-	}
-	return v
+	return t
 }

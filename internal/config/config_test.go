@@ -46,7 +46,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"audit off", c.Audit.Table, ""},
 		{"retention", c.Audit.Retention, 7 * 24 * time.Hour},
 		{"namespace", c.MetricsNamespace, "KinesisPulsar"},
-		{"dead letter", c.Relay.DeadLetterTopic, ""},
+		{"dead letter", c.Relay.DeadLetterTopic.String(), ""},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -122,21 +122,16 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 	}
 }
 
+// Topic syntax is streamtopic.Parse's (tested there); Load adds the rules of safety.go.
 func TestTopics(t *testing.T) {
 	for _, tc := range []struct {
 		topic string
 		ok    bool
 	}{
-		{"persistent://public/default/events", true},
-		{"non-persistent://t/ns/x", false},
 		{"persistent://public/default/{stream}-raw", true},
-		{"my-topic", true},
 		{"tenant/ns/topic", true},
+		{"non-persistent://t/ns/x", false},
 		{"persistent://public/default/{shard}", false},
-		{"persistent://public/default/", false},
-		{"persistent://public/events", false},
-		{"kafka://a/b/c", false},
-		{"a b", false},
 	} {
 		kv := minimal()
 		kv[VarTopic] = tc.topic

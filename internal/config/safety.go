@@ -3,31 +3,24 @@ package config
 import (
 	"strconv"
 	"strings"
+
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 )
 
 // refuseUnsafe reports settings that parse but can only go wrong.
 func refuseUnsafe(p *parser, c *Config) {
-	for _, v := range []struct{ name, topic string }{{VarTopic, c.Relay.Topic}, {VarDeadLetterTopic, c.Relay.DeadLetterTopic}} {
-		if strings.HasPrefix(v.topic, "non-persistent://") {
+	for _, v := range []struct {
+		name  string
+		topic streamtopic.Template
+	}{{VarTopic, c.Relay.Topic}, {VarDeadLetterTopic, c.Relay.DeadLetterTopic}} {
+		if strings.HasPrefix(v.topic.String(), "non-persistent://") {
 			// The broker answers a non-persistent send without storing it: a receipt proves nothing.
-			p.fail(v.name, strconv.Quote(v.topic), "a persistent topic (persistent://...): a non-persistent topic's receipts are not durable")
+			p.fail(v.name, strconv.Quote(v.topic.String()), "a persistent topic (persistent://...): a non-persistent topic's receipts are not durable")
 		}
 	}
-	if c.Relay.DeadLetterTopic != "" && fullTopic(c.Relay.DeadLetterTopic) == fullTopic(c.Relay.Topic) {
-		p.fail(VarDeadLetterTopic, strconv.Quote(c.Relay.DeadLetterTopic), "a topic other than "+VarTopic+": the records it receives are those that cannot reach that topic")
+	if !c.Relay.DeadLetterTopic.IsZero() && c.Relay.DeadLetterTopic.FullName() == c.Relay.Topic.FullName() {
+		p.fail(VarDeadLetterTopic, strconv.Quote(c.Relay.DeadLetterTopic.String()), "a topic other than "+VarTopic+": the records it receives are those that cannot reach that topic")
 	}
-}
-
-// fullTopic completes a short topic name as Pulsar does: tenant/ns/topic and a bare topic (in
-// public/default) are persistent.
-func fullTopic(topic string) string {
-	switch {
-	case strings.Contains(topic, "://"):
-		return topic
-	case strings.Count(topic, "/") == 2:
-		return "persistent://" + topic
-	}
-	return "persistent://public/default/" + topic
 }
 
 // Warnings lists settings that work but weaken security, for the function to log at init.

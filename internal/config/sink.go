@@ -7,6 +7,7 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/sink"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 )
 
 // SinkConfig is the whole configuration of the pulsar-to-kinesis function.
@@ -74,7 +75,7 @@ func LoadSink(getenv func(string) string) (SinkConfig, error) {
 			if t == "" {
 				continue
 			}
-			if !topicPattern.MatchString(t) || strings.ContainsAny(t, "{}") {
+			if !streamtopic.IsName(t) {
 				p.fail(VarSinkTopics, strconv.Quote(t), "a comma list of Pulsar topics such as persistent://public/default/events")
 				continue
 			}
@@ -115,7 +116,7 @@ func LoadSink(getenv func(string) string) (SinkConfig, error) {
 	}
 	s.Aggregation = p.boolean(VarKinesisAggregation, false)
 	s.DeadLetterTopic = p.str(VarSinkDeadLetterTopic, "")
-	if t := s.DeadLetterTopic; t != "" && (!topicPattern.MatchString(t) || strings.ContainsAny(t, "{}")) {
+	if t := s.DeadLetterTopic; t != "" && !streamtopic.IsName(t) {
 		p.fail(VarSinkDeadLetterTopic, strconv.Quote(t), "a Pulsar topic such as persistent://public/default/sink-dead-letters")
 	}
 	s.MaxRedeliveries = p.integer(VarSinkMaxRedeliveries, sink.DefaultMaxRedeliveries, 1, 1000)

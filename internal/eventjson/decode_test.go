@@ -14,8 +14,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 )
 
 // The fast path must know every field encoding/json fills: a field it skipped would differ.

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 )
 
 // The Python side is aws_kinesis_agg, the official KPL aggregation library, from the project venv
@@ -45,31 +47,16 @@ type pyAnswer struct {
 	HasEHKIndex  [][]bool         `json:"has_ehk_index"`
 }
 
-// repoRoot walks up from the package directory to the directory holding go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatalf("working directory: %v", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("no go.mod above the test's working directory")
-		}
-		dir = parent
-	}
-}
-
 // venvPython returns the venv's python: $KP_VENV, else .cache/venv at the repository root.
 func venvPython(t *testing.T) string {
 	t.Helper()
 	venv := os.Getenv("KP_VENV")
 	if venv == "" {
-		venv = filepath.Join(repoRoot(t), ".cache", "venv")
+		root, err := localenv.RepoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		venv = filepath.Join(root, ".cache", "venv")
 	}
 	python := filepath.Join(venv, "bin", "python")
 	if _, err := os.Stat(python); err != nil {

@@ -2,9 +2,13 @@
 package logging
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+
+	smithylog "github.com/aws/smithy-go/logging"
 )
 
 // New returns a logger writing to w. The format is JSON unless AWS_LAMBDA_LOG_FORMAT is Text. The
@@ -39,4 +43,20 @@ func Level(name string) slog.Level {
 		return slog.LevelError
 	}
 	return slog.LevelInfo
+}
+
+// SDK returns a logger for the AWS SDK that writes through l. The SDK's default logger prints plain
+// text to stderr (an IMDS fallback, a retry quota warning), which would break the one-JSON-object-per-line
+// stream that CloudWatch Logs Insights and Lambda's log-level filtering read.
+func SDK(l *slog.Logger) smithylog.Logger {
+	return smithylog.LoggerFunc(func(c smithylog.Classification, format string, v ...any) {
+		level := slog.LevelInfo
+		switch c {
+		case smithylog.Warn:
+			level = slog.LevelWarn
+		case smithylog.Debug:
+			level = slog.LevelDebug
+		}
+		l.Log(context.Background(), level, fmt.Sprintf(format, v...), "source", "aws-sdk")
+	})
 }

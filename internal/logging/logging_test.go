@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	smithylog "github.com/aws/smithy-go/logging"
 )
 
 func TestNew(t *testing.T) {
@@ -41,5 +43,24 @@ func TestNew(t *testing.T) {
 				t.Errorf("unexpected line %v", m)
 			}
 		})
+	}
+}
+
+func TestSDK(t *testing.T) {
+	var buf bytes.Buffer
+	log := New(&buf, func(string) string { return "" })
+	sdk := SDK(log)
+	sdk.Logf(smithylog.Warn, "falling back to IMDSv1: %v", "status 403")
+	sdk.Logf(smithylog.Debug, "request %d", 1) // below INFO: dropped
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("%d lines, want the warning only:\n%s", len(lines), buf.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
+		t.Fatalf("not JSON: %s", lines[0])
+	}
+	if m["level"] != "WARN" || m["msg"] != "falling back to IMDSv1: status 403" || m["source"] != "aws-sdk" {
+		t.Errorf("line %v", m)
 	}
 }

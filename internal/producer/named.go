@@ -76,9 +76,3 @@ func (p *Pool) Named(ctx context.Context, topic string, kind Kind, name string) 
 
 // namedBusyRetry is the pause before creating a named producer again after ProducerBusy.
 const namedBusyRetry = 100 * time.Millisecond
-
-// ProducerName is the name of a shard's producer in PROCESSING_GUARANTEE=effectivelyOnce: one per
-// stream, shard and epoch (the epoch comes from the shard's sequence state).
-func ProducerName(stream, shardID, epoch string) string {
-	return strings.Join([]string{"kp", stream, shardID, epoch}, "-")
-}

@@ -12,7 +12,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 func newPool(t *testing.T, opts Options) *Pool {

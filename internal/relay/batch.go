@@ -4,83 +4,74 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/aws/aws-lambda-go/events"
-
-	"github.com/streambridge/kinesis-pulsar/internal/producer"
 )
 
-// state of one message. The zero value means not sent (or sent and not yet answered).
-type state uint8
-
-const (
-	unanswered   state = iota
-	confirmed          // the broker's receipt arrived
-	failed             // will be retried by Lambda
-	toDeadLetter       // can never reach its topic; waiting for the dead-letter phase
-	deadLettered       // written to the dead-letter topic
-)
-
-type outcome struct {
-	state   state
-	id      pulsar.MessageID
-	err     error
-	latency time.Duration
-}
-
-type producerKey struct {
-	topic string
-	kind  producer.Kind
-}
-
-// batch is the state of one invocation. Callbacks of the Pulsar client update it concurrently; late
-// callbacks, after Handle returned, update a batch nobody reads any more.
+// batch is the state of one invocation, in three parts with one owner each: the plan (read-only), the
+// sender's state (its goroutine only) and, under mu, what the client's callbacks update: the ledger of
+// answers, the waits on them and why sending stopped. Late callbacks, after Handle returned, update a
+// batch nobody reads any more.
 type batch struct {
 	r       *Relay
 	seq     *sequencing // effectively-once mode; nil otherwise
 	sources []source
 	msgs    []message
-	starts  []int // record i owns msgs[starts[i]:starts[i+1]]
+	send    sendState
 
-	producers map[producerKey]pulsar.Producer // this invocation's producers, looked up once
-	// Producers that could not be created, with why: one attempt per topic and kind per batch. Each
+	mu     sync.Mutex
+	led    ledger
+	wait   waits
+	halt   halt
+	closed map[senderKey]bool // senders that answered ErrProducerClosed or ErrTopicTerminated
+}
+
+type senderKey struct {
+	topic string
+	kind  Kind
+}
+
+// sendState belongs to the sender goroutine (publish, then deadLetter).
+type sendState struct {
+	senders map[senderKey]Sender // this invocation's senders, looked up once
+	// Senders that could not be created, with why: one attempt per topic and kind per batch. Each
 	// attempt is a lookup and a CreateProducer round trip; thousands of records for a terminated topic
-	// would otherwise spend the invocation on them (sender goroutine only).
-	unavailable map[producerKey]error
+	// would otherwise spend the invocation on them.
+	unavailable map[senderKey]error
 	created     int
-	// The producer of the previous message: consecutive messages almost always share it, and a struct
-	// comparison is cheaper than hashing the topic (sender goroutine only).
-	lastKey      producerKey
-	lastProducer pulsar.Producer
+	// The sender of the previous message: consecutive messages almost always share it, and a struct
+	// comparison is cheaper than hashing the topic.
+	lastKey senderKey
+	last    Sender
+	issued  int // messages sent or failed before sending, over both phases
+}
 
-	issued int // messages sent or failed before sending, over both phases (sender goroutine only)
+// waits are what the sender waits for: every answer (await) or one message's (awaitMessage).
+type waits struct {
+	target  int           // answers awaited by await; -1 while not awaiting
+	allDone chan struct{} // closed when the ledger's answers reach target
+	idx     int           // message the sender waits for (per-key barrier), with ch
+	ch      chan struct{}
+}
 
-	mu        sync.Mutex
-	out       []outcome
-	completed int           // answers received, over both phases
-	target    int           // answers awaited by await; -1 while not awaiting
-	allDone   chan struct{} // closed when completed reaches target
-	waitIdx   int           // message the sender waits for (per-key barrier), with waitCh
-	waitCh    chan struct{}
-	closed    map[producerKey]bool // producers that answered ErrProducerClosed
-	stopped   bool                 // a failure that Lambda must retry: sending more only makes duplicates
-	cause     error                // the first such failure
-	deadline  bool                 // waiting ended at the stop deadline
-	// noPublishTime: the invocation began past its publishing deadline
-	noPublishTime bool
+// halt says why sending stopped early.
+type halt struct {
+	stopped       bool  // a failure that Lambda must retry: sending more only makes duplicates
+	cause         error // the first such failure
+	deadline      bool  // waiting ended at the stop deadline
+	noPublishTime bool  // the invocation began past its publishing deadline
 }
 
 func (r *Relay) newBatch(records []events.KinesisEventRecord) *batch {
 	sources, msgs, starts := r.plan(records)
 	return &batch{
-		r: r, sources: sources, msgs: msgs, starts: starts,
-		producers: map[producerKey]pulsar.Producer{},
-		out:       make([]outcome, len(msgs)),
-		target:    -1,
+		r: r, sources: sources, msgs: msgs,
+		send: sendState{senders: map[senderKey]Sender{}},
+		led:  newLedger(starts, !r.opts.DeadLetterTopic.IsZero()),
+		wait: waits{target: -1},
 	}
 }
 
@@ -107,7 +98,7 @@ func (b *batch) publish(ctx context.Context) {
 			}
 			lastOnKey[k] = i
 		}
-		b.issued++
+		b.send.issued++
 		if s.err != nil {
 			b.complete(i, nil, s.err, 0)
 			continue
@@ -142,45 +133,45 @@ func (b *batch) mixedKinds() bool {
 	return false
 }
 
-func (b *batch) producer(ctx context.Context, topic string, kind producer.Kind) (pulsar.Producer, error) {
-	k := producerKey{topic, kind}
-	if b.lastProducer != nil && b.lastKey == k {
-		return b.lastProducer, nil
+func (b *batch) producer(ctx context.Context, topic string, kind Kind) (Sender, error) {
+	k := senderKey{topic, kind}
+	if b.send.last != nil && b.send.lastKey == k {
+		return b.send.last, nil
 	}
-	if p, ok := b.producers[k]; ok {
-		b.lastKey, b.lastProducer = k, p
+	if p, ok := b.send.senders[k]; ok {
+		b.send.lastKey, b.send.last = k, p
 		return p, nil
 	}
-	if err, ok := b.unavailable[k]; ok {
+	if err, ok := b.send.unavailable[k]; ok {
 		return nil, err
 	}
-	var p pulsar.Producer
+	var p Sender
 	var created bool
 	var err error
 	if b.seq != nil {
 		p, err = b.seq.producer(ctx, topic, kind)
 	} else {
-		p, created, err = b.r.producers.Producer(ctx, topic, kind)
+		p, created, err = b.r.senders.Sender(ctx, topic, kind)
 	}
 	if created {
-		b.created++
+		b.send.created++
 	}
 	if err != nil {
-		if b.unavailable == nil {
-			b.unavailable = map[producerKey]error{}
+		if b.send.unavailable == nil {
+			b.send.unavailable = map[senderKey]error{}
 		}
-		b.unavailable[k] = err
+		b.send.unavailable[k] = err
 		return nil, err
 	}
-	b.producers[k] = p
-	b.lastKey, b.lastProducer = k, p
+	b.send.senders[k] = p
+	b.send.lastKey, b.send.last = k, p
 	return p, nil
 }
 
 // flush pushes out the batches being filled; the receipts are awaited through the callbacks.
 func (b *batch) flush(ctx context.Context) {
-	for k, p := range b.producers {
-		if k.kind == producer.Batched {
+	for k, p := range b.send.senders {
+		if k.kind == Batched {
 			go func() { _ = p.FlushWithCtx(ctx) }()
 		}
 	}
@@ -191,54 +182,43 @@ func (b *batch) flush(ctx context.Context) {
 func (b *batch) complete(i int, id pulsar.MessageID, err error, latency time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	o := &b.out[i]
-	switch {
-	case o.state == toDeadLetter && err == nil:
-		o.state, o.id = deadLettered, id
-	case o.state == toDeadLetter:
-		o.state, o.err = failed, err
-		b.stopLocked(err)
-	case o.state != unanswered:
-		return // answered already
-	case err == nil:
-		o.state, o.id, o.latency = confirmed, id, latency
-	case b.r.opts.DeadLetterTopic != "" && permanent(err):
-		o.state, o.err = toDeadLetter, err
-	default:
-		o.state, o.err = failed, err
-		b.stopLocked(err)
+	counted, retry := b.led.answer(i, id, err, latency)
+	if !counted {
+		return
 	}
-	b.completed++
-	if b.completed == b.target {
-		close(b.allDone)
-		b.target = -1
+	if retry != nil {
+		b.stopLocked(retry)
 	}
-	if b.waitCh != nil && b.waitIdx == i {
-		close(b.waitCh)
-		b.waitCh = nil
+	if b.led.answered == b.wait.target {
+		close(b.wait.allDone)
+		b.wait.target = -1
+	}
+	if b.wait.ch != nil && b.wait.idx == i {
+		close(b.wait.ch)
+		b.wait.ch = nil
 	}
 }
 
 // noteClosed remembers a producer the client closed for good, so the pool can forget it.
-func (b *batch) noteClosed(topic string, kind producer.Kind, err error) {
+func (b *batch) noteClosed(topic string, kind Kind, err error) {
 	if !errors.Is(err, pulsar.ErrProducerClosed) && !errors.Is(err, pulsar.ErrTopicTerminated) {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed == nil {
-		b.closed = map[producerKey]bool{}
+		b.closed = map[senderKey]bool{}
 	}
-	b.closed[producerKey{topic, kind}] = true
+	b.closed[senderKey{topic, kind}] = true
 }
 
 // closedProducers returns the producers seen closed, with the instance this invocation used.
-func (b *batch) closedProducers() map[producerKey]pulsar.Producer {
+func (b *batch) closedProducers() map[senderKey]Sender {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := map[producerKey]pulsar.Producer{}
+	out := map[senderKey]Sender{}
 	for k := range b.closed {
-		if p, ok := b.producers[k]; ok {
+		if p, ok := b.send.senders[k]; ok {
 			out[k] = p
 		}
 	}
@@ -249,7 +229,7 @@ func (b *batch) closedProducers() map[producerKey]pulsar.Producer {
 func (b *batch) noTime(margin, left time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.noPublishTime = true
+	b.halt.noPublishTime = true
 	b.stopLocked(fmt.Errorf("%w: the invocation had %v left, the deadline margin is %v; lower the margin or raise the function timeout",
 		errNoPublishTime, left.Round(time.Millisecond), margin))
 }
@@ -258,26 +238,26 @@ func (b *batch) noTime(margin, left time.Duration) {
 var errNoPublishTime = errors.New("no time to publish")
 
 func (b *batch) stopLocked(err error) {
-	if !b.stopped {
-		b.stopped, b.cause = true, err
+	if !b.halt.stopped {
+		b.halt.stopped, b.halt.cause = true, err
 	}
 }
 
 func (b *batch) isStopped() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.stopped
+	return b.halt.stopped
 }
 
 // awaitMessage waits until message j is answered; false when ctx ended first.
 func (b *batch) awaitMessage(ctx context.Context, j int) bool {
 	b.mu.Lock()
-	if b.out[j].state != unanswered {
+	if b.led.out[j].state != unanswered {
 		b.mu.Unlock()
 		return true
 	}
 	ch := make(chan struct{})
-	b.waitIdx, b.waitCh = j, ch
+	b.wait.idx, b.wait.ch = j, ch
 	b.mu.Unlock()
 	b.flush(ctx)
 	select {
@@ -285,7 +265,7 @@ func (b *batch) awaitMessage(ctx context.Context, j int) bool {
 		return true
 	case <-ctx.Done():
 		b.mu.Lock()
-		b.waitCh = nil
+		b.wait.ch = nil
 		b.mu.Unlock()
 		b.markDeadline()
 		return false
@@ -294,26 +274,26 @@ func (b *batch) awaitMessage(ctx context.Context, j int) bool {
 
 func (b *batch) markDeadline() {
 	b.mu.Lock()
-	b.deadline = true
+	b.halt.deadline = true
 	b.mu.Unlock()
 }
 
 // await waits until every message issued so far is answered, or ctx ends.
 func (b *batch) await(ctx context.Context) {
 	b.mu.Lock()
-	if b.completed == b.issued {
+	if b.led.answered == b.send.issued {
 		b.mu.Unlock()
 		return
 	}
 	done := make(chan struct{})
-	b.allDone, b.target = done, b.issued
+	b.wait.allDone, b.wait.target = done, b.send.issued
 	b.mu.Unlock()
 	select {
 	case <-done:
 	case <-ctx.Done():
 		b.mu.Lock()
-		b.deadline = true
-		b.target = -1
+		b.halt.deadline = true
+		b.wait.target = -1
 		b.mu.Unlock()
 	}
 }
@@ -321,22 +301,11 @@ func (b *batch) await(ctx context.Context) {
 // deadLetter writes the records that can never reach their topic to the dead-letter topic, until done
 // or ctx ends. ctx is the dead letters' own budget: publishing may have used up all of its time.
 func (b *batch) deadLetter(ctx context.Context) {
-	if b.r.opts.DeadLetterTopic == "" {
+	if b.r.opts.DeadLetterTopic.IsZero() {
 		return
 	}
 	b.mu.Lock()
-	// Records after the first failure are retried by Lambda anyway: dead-lettering them now would
-	// write them twice.
-	limit := b.firstUndoneLocked(true)
-	var todo []int
-	for i := range b.msgs {
-		if b.msgs[i].record >= limit && limit >= 0 {
-			break
-		}
-		if b.out[i].state == toDeadLetter {
-			todo = append(todo, i)
-		}
-	}
+	todo := b.led.forDeadLetter()
 	b.mu.Unlock()
 	if len(todo) == 0 {
 		return
@@ -348,19 +317,19 @@ func (b *batch) deadLetter(ctx context.Context) {
 		}
 		m := &b.msgs[i]
 		s := &b.sources[m.record]
-		b.issued++
-		topic, err := b.r.topicFor(b.r.opts.DeadLetterTopic, s.stream, s.rec.EventSourceArn)
+		b.send.issued++
+		topic, err := routeTo(b.r.opts.DeadLetterTopic, s.stream, s.rec.EventSourceArn)
 		if err != nil {
 			b.complete(i, nil, err, 0)
 			continue
 		}
-		p, err := b.producer(ctx, topic, producer.DeadLetter)
+		p, err := b.producer(ctx, topic, DeadLetter)
 		if err != nil {
 			b.complete(i, nil, err, 0)
 			continue
 		}
 		b.mu.Lock()
-		cause := b.out[i].err
+		cause := b.led.out[i].err
 		b.mu.Unlock()
 		pm := b.r.producerMessage(s, m)
 		b.seq.stamp(pm, i)
@@ -376,46 +345,9 @@ func (b *batch) deadLetter(ctx context.Context) {
 			b.complete(i, nil, nil, 0)
 		}
 		p.SendAsync(ctx, pm, func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
-			b.noteClosed(topic, producer.DeadLetter, err)
+			b.noteClosed(topic, DeadLetter, err)
 			b.complete(i, id, err, 0)
 		})
 	}
 	b.await(ctx)
-}
-
-// firstUndoneLocked returns the index of the first record with a message that is neither confirmed
-// nor dead-lettered, or -1. With pendingDeadLetterDone, messages awaiting the dead-letter phase count
-// as done.
-func (b *batch) firstUndoneLocked(pendingDeadLetterDone bool) int {
-	for rec := range b.sources {
-		for i := b.starts[rec]; i < b.starts[rec+1]; i++ {
-			switch b.out[i].state {
-			case confirmed, deadLettered:
-			case toDeadLetter:
-				if !pendingDeadLetterDone {
-					return rec
-				}
-			default:
-				return rec
-			}
-		}
-	}
-	return -1
-}
-
-// permanent reports errors after which the record can never reach its topic.
-func permanent(err error) bool {
-	if errors.Is(err, errUnroutable) {
-		return true
-	}
-	var perr *pulsar.Error
-	if errors.As(err, &perr) {
-		switch perr.Result() {
-		case pulsar.MessageTooBig, pulsar.TopicTerminated, pulsar.InvalidTopicName, pulsar.InvalidMessage:
-			return true
-		}
-	}
-	// Creating a producer on a terminated topic fails with the broker's error as text only
-	// ("server error: TopicTerminatedError: ..."), not as a *pulsar.Error.
-	return err != nil && strings.Contains(err.Error(), "TopicTerminatedError")
 }

@@ -1,4 +1,4 @@
-package relay
+package relay_test
 
 import (
 	"bytes"
@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,9 +20,11 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/streambridge/kinesis-pulsar/internal/eventjson"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
-	"github.com/streambridge/kinesis-pulsar/internal/producer"
+	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsarfake"
 )
 
 // The fuzz targets feed bad input through the handler exactly as functions/kinesis-to-pulsar/main.go
@@ -35,55 +36,10 @@ import (
 // sequence number; otherwise a response naming exactly the failed record, or the nearest earlier one
 // with a sequence number, never an empty identifier).
 
-// fuzzProducers confirms every message at once, except the send numbered failAt (0-based, across the
-// batch), which fails with err.
-type fuzzProducers struct {
-	mu     sync.Mutex
-	sends  int
-	failAt int
-	err    error
-}
-
-func (f *fuzzProducers) Producer(context.Context, string, producer.Kind) (pulsar.Producer, bool, error) {
-	return &fuzzProducer{f: f}, false, nil
-}
-func (f *fuzzProducers) Discard(string, producer.Kind, pulsar.Producer) {}
-func (f *fuzzProducers) Begin() producer.Invocation                     { return 0 }
-func (f *fuzzProducers) End(producer.Invocation, bool)                  {}
-
-type fuzzProducer struct {
-	pulsar.Producer // other methods are not called
-	f               *fuzzProducers
-}
-
-func (p *fuzzProducer) SendAsync(_ context.Context, m *pulsar.ProducerMessage, cb func(pulsar.MessageID, *pulsar.ProducerMessage, error)) {
-	p.f.mu.Lock()
-	n := p.f.sends
-	p.f.sends++
-	p.f.mu.Unlock()
-	if n == p.f.failAt {
-		cb(nil, m, p.f.err)
-		return
-	}
-	cb(fuzzID(n), m, nil)
-}
-
-func (p *fuzzProducer) FlushWithCtx(context.Context) error { return nil }
-
-type fuzzID int64
-
-func (id fuzzID) Serialize() []byte   { return nil }
-func (id fuzzID) LedgerID() int64     { return 7 }
-func (id fuzzID) EntryID() int64      { return int64(id) }
-func (id fuzzID) BatchIdx() int32     { return 0 }
-func (id fuzzID) PartitionIdx() int32 { return 0 }
-func (id fuzzID) BatchSize() int32    { return 0 }
-func (id fuzzID) String() string      { return "7:" + strconv.FormatInt(int64(id), 10) + ":0" }
-
 // fuzzRelay builds the relay the targets drive. LargeRecordBytes is tiny so that both producer kinds
 // and the per-key barrier take part.
-func fuzzRelay(topic string, p Producers) *Relay {
-	return New(Options{Topic: topic, Properties: AllProperties, Deaggregate: true, LargeRecordBytes: 32}, p, nil, nil, fuzzLog)
+func fuzzRelay(topic string, p relay.Senders) *relay.Relay {
+	return relay.New(relay.Options{Topic: streamtopic.MustParse(topic), Properties: relay.AllProperties, Deaggregate: true, LargeRecordBytes: 32}, p, nil, nil, fuzzLog)
 }
 
 var fuzzLog = slog.New(slog.DiscardHandler)
@@ -91,7 +47,21 @@ var fuzzLog = slog.New(slog.DiscardHandler)
 // invokeChecked runs payload through the Lambda handler and checks the outcome against the event
 // decoded independently: failedMsg is the index of the message the fake fails (-1 for none), msgs the
 // messages each record makes.
-func invokeChecked(t *testing.T, r *Relay, payload []byte, expectFailure func(ev events.KinesisEvent) (failedRecord int)) {
+// fuzzBroker confirms every message at once, except the send numbered failAt (0-based, across the
+// batch), which fails with err.
+func fuzzBroker(failAt int, err error) *pulsarfake.Broker {
+	sends := 0
+	return pulsarfake.New(func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) {
+		n := sends
+		sends++
+		if n == failAt {
+			return 0, err, false
+		}
+		return 0, nil, false
+	})
+}
+
+func invokeChecked(t *testing.T, r *relay.Relay, broker *pulsarfake.Broker, payload []byte, expectFailure func(ev events.KinesisEvent) (failedRecord int)) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -117,7 +87,7 @@ func invokeChecked(t *testing.T, r *Relay, payload []byte, expectFailure func(ev
 		notKinesis = notKinesis || ev.Records[i].EventSource != "aws:kinesis"
 	}
 	if notKinesis {
-		if sends := r.producers.(*fuzzProducers).sends; err == nil || sends > 0 {
+		if sends := len(broker.Messages); err == nil || sends > 0 {
 			t.Fatalf("an event that is not a batch of aws:kinesis records: answered %s, error %v, %d messages sent; want an error and nothing sent", out, err, sends)
 		}
 		return
@@ -207,15 +177,15 @@ func FuzzHandlePayload(f *testing.F) {
 	f.Fuzz(func(t *testing.T, payload []byte, streamTopic bool) {
 		topic := "persistent://public/default/fuzz"
 		if streamTopic {
-			topic = "persistent://public/default/fuzz-" + StreamPlaceholder
+			topic = "persistent://public/default/fuzz-" + streamtopic.StreamPlaceholder
 		}
-		r := fuzzRelay(topic, &fuzzProducers{failAt: -1})
-		invokeChecked(t, r, payload, func(ev events.KinesisEvent) int {
+		broker := fuzzBroker(-1, nil)
+		invokeChecked(t, fuzzRelay(topic, broker), broker, payload, func(ev events.KinesisEvent) int {
 			if !streamTopic {
 				return -1
 			}
 			for i := range ev.Records {
-				if streamName(ev.Records[i].EventSourceArn) == "" && messagesOf(ev.Records[i].Kinesis.Data) > 0 {
+				if streamtopic.StreamName(ev.Records[i].EventSourceArn) == "" && messagesOf(ev.Records[i].Kinesis.Data) > 0 {
 					return i
 				}
 			}
@@ -289,14 +259,14 @@ func FuzzHandleRecords(f *testing.F) {
 		}
 		topic := "persistent://public/default/fuzz"
 		if streamTopic {
-			topic = "persistent://public/default/fuzz-" + StreamPlaceholder
+			topic = "persistent://public/default/fuzz-" + streamtopic.StreamPlaceholder
 		}
 		failErr := errors.New("fuzz: connection lost")
 		if permanentErr {
 			failErr = fmt.Errorf("fuzz: %w", pulsar.ErrMessageTooLarge)
 		}
-		fp := &fuzzProducers{failAt: int(failAt), err: failErr}
-		invokeChecked(t, fuzzRelay(topic, fp), payload, func(ev events.KinesisEvent) int {
+		broker := fuzzBroker(int(failAt), failErr)
+		invokeChecked(t, fuzzRelay(topic, broker), broker, payload, func(ev events.KinesisEvent) int {
 			// Sending stops at the first failure, so the n-th send is the n-th message until a record
 			// that cannot be routed, which fails without being sent.
 			msg := 0
@@ -305,7 +275,7 @@ func FuzzHandleRecords(f *testing.F) {
 				if m == 0 {
 					continue
 				}
-				if streamTopic && streamName(ev.Records[i].EventSourceArn) == "" {
+				if streamTopic && streamtopic.StreamName(ev.Records[i].EventSourceArn) == "" {
 					return i
 				}
 				if int(failAt) < msg+m {

@@ -1,6 +1,6 @@
 //go:build unix
 
-package relay
+package relay_test
 
 import (
 	"context"
@@ -11,11 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
-	"github.com/streambridge/kinesis-pulsar/internal/producer"
+	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsarfake"
 )
 
 // BenchmarkHandle measures the relay's own work per batch, with producers that confirm every message
@@ -29,7 +30,7 @@ func BenchmarkHandle(b *testing.B) {
 		for _, size := range []int{100, 1024} {
 			b.Run(fmt.Sprintf("records=%d/size=%d", n, size), func(b *testing.B) {
 				ev := benchEvent(n, size)
-				r := New(Options{Topic: topic, Properties: AllProperties, Deaggregate: true}, instantProducers{}, nil, nil,
+				r := relay.New(relay.Options{Topic: streamtopic.MustParse(topic), Properties: relay.AllProperties, Deaggregate: true}, pulsarfake.New(nil), nil, nil,
 					slog.New(slog.NewJSONHandler(io.Discard, nil)))
 				ctx := context.Background()
 				b.ReportAllocs()
@@ -66,25 +67,3 @@ func benchEvent(n, size int) events.KinesisEvent {
 	}
 	return ev
 }
-
-// instantProducers hand out a producer that confirms each message inside SendAsync.
-type instantProducers struct{}
-
-func (instantProducers) Producer(context.Context, string, producer.Kind) (pulsar.Producer, bool, error) {
-	return instantProducer{}, false, nil
-}
-func (instantProducers) Discard(string, producer.Kind, pulsar.Producer) {}
-func (instantProducers) Begin() producer.Invocation                     { return 0 }
-func (instantProducers) End(producer.Invocation, bool)                  {}
-
-type instantProducer struct {
-	pulsar.Producer // only SendAsync and FlushWithCtx are called
-}
-
-var benchMessageID = pulsar.EarliestMessageID()
-
-func (instantProducer) SendAsync(_ context.Context, m *pulsar.ProducerMessage, cb func(pulsar.MessageID, *pulsar.ProducerMessage, error)) {
-	cb(benchMessageID, m, nil)
-}
-
-func (instantProducer) FlushWithCtx(context.Context) error { return nil }

@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
-	"github.com/streambridge/kinesis-pulsar/internal/producer"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 )
 
 // source is what every message made from one Kinesis record shares.
@@ -34,7 +34,7 @@ type message struct {
 	partitionKey string
 	hashKey      string
 	payload      []byte
-	kind         producer.Kind
+	kind         Kind
 }
 
 // errUnroutable marks a record whose topic cannot be derived: it can never be published there.
@@ -59,8 +59,8 @@ func (r *Relay) plan(records []events.KinesisEventRecord) ([]source, []message, 
 		s.rec = rec
 		s.shardID = shardID(rec.EventID)
 		if !route.ok || route.arn != rec.EventSourceArn {
-			route.arn, route.stream, route.ok = rec.EventSourceArn, streamName(rec.EventSourceArn), true
-			route.topic, route.err = r.topicFor(r.opts.Topic, route.stream, rec.EventSourceArn)
+			route.arn, route.stream, route.ok = rec.EventSourceArn, streamtopic.StreamName(rec.EventSourceArn), true
+			route.topic, route.err = routeTo(r.opts.Topic, route.stream, rec.EventSourceArn)
 		}
 		s.stream, s.topic, s.err = route.stream, route.topic, route.err
 		// Kinesis arrival times are whole milliseconds; aws-lambda-go decodes the float seconds by
@@ -96,22 +96,20 @@ func (r *Relay) plan(records []events.KinesisEventRecord) ([]source, []message, 
 	return sources, msgs, starts
 }
 
-func (r *Relay) kindFor(size int) producer.Kind {
+func (r *Relay) kindFor(size int) Kind {
 	if size > r.opts.LargeRecordBytes {
-		return producer.Unbatched
+		return Unbatched
 	}
-	return producer.Batched
+	return Batched
 }
 
-// topicFor fills {stream} in a topic template.
-func (r *Relay) topicFor(template, stream, arn string) (string, error) {
-	if !strings.Contains(template, StreamPlaceholder) {
-		return template, nil
+// routeTo fills {stream} in t; a record it cannot route can never be published there.
+func routeTo(t streamtopic.Template, stream, arn string) (string, error) {
+	name, err := t.ForStream(stream, arn)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", errUnroutable, err)
 	}
-	if stream == "" {
-		return "", fmt.Errorf("%w: eventSourceARN %q names no Kinesis stream", errUnroutable, arn)
-	}
-	return strings.ReplaceAll(template, StreamPlaceholder, stream), nil
+	return name, nil
 }
 
 // key returns the Pulsar message key of m.
@@ -166,21 +164,6 @@ func shardID(eventID string) string {
 		return eventID[:i]
 	}
 	return ""
-}
-
-// streamName reads the stream name from a stream ARN (arn:aws:kinesis:r:a:stream/NAME) or a
-// consumer ARN (…:stream/NAME/consumer/C:123).
-func streamName(arn string) string {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "kinesis" {
-		return ""
-	}
-	res, ok := strings.CutPrefix(parts[5], "stream/")
-	if !ok {
-		return ""
-	}
-	name, _, _ := strings.Cut(res, "/")
-	return name
 }
 
 // arrivalLayout is ISO-8601 UTC with milliseconds always present, e.g. 2024-01-02T03:04:05.060Z.

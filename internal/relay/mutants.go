@@ -4,7 +4,7 @@ package relay
 
 import "os"
 
-// Mutants are deliberate bugs that the fault matrix must catch (internal/faults, TestMutantsAreCaught
+// Mutants are deliberate bugs that the fault matrix must catch (tests/faults, TestMutantsAreCaught
 // runs it against each): built only with the faultmutants tag, selected by KP_RELAY_MUTANT.
 var mutant = os.Getenv("KP_RELAY_MUTANT")
 

@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
-	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"github.com/streambridge/kinesis-pulsar/internal/audit"
-	"github.com/streambridge/kinesis-pulsar/internal/producer"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 )
 
 // PROCESSING_GUARANTEE=effectivelyOnce (docs/effectively-once.md). Every message gets a sequence id
@@ -27,27 +26,15 @@ import (
 //   - after the receipts, the checkpoint and the resume point (the first record not done, with its id)
 //     are written, conditionally, before the response.
 
-// SequenceStore keeps each shard's sequence state; internal/audit.Sequences implements it.
-type SequenceStore interface {
-	Read(ctx context.Context, streamARN, shardID string) (audit.Sequence, error)
-	Write(ctx context.Context, streamARN, shardID, requestID string, now time.Time, prev, next audit.Sequence) (audit.Sequence, error)
-}
-
-// NamedProducers creates producers with a fixed name, owned by the caller; internal/producer.Pool
-// implements it.
-type NamedProducers interface {
-	Named(ctx context.Context, topic string, kind producer.Kind, name string) (pulsar.Producer, error)
-}
-
 // EnableEffectivelyOnce turns on the effectively-once mode (Options.Guarantee EffectivelyOnce) with the
 // shards' sequence state in store. Call it before the first Handle.
-func (r *Relay) EnableEffectivelyOnce(store SequenceStore, producers NamedProducers) {
+func (r *Relay) EnableEffectivelyOnce(store SequenceStore, producers NamedSenders) {
 	r.once = &onceMode{store: store, producers: producers}
 }
 
 type onceMode struct {
 	store     SequenceStore
-	producers NamedProducers
+	producers NamedSenders
 }
 
 // sequencing is one invocation's part of the mode.
@@ -56,7 +43,7 @@ type sequencing struct {
 	streamARN, shardID string
 	requestID          string
 	name               string // the producer name
-	read, reserved     audit.Sequence
+	read, reserved     Sequence
 	covered            int     // records at or below the checkpoint, answered done without publishing
 	canary             *source // the checkpoint record, when the batch holds it: see probeDeduplication
 	ids                []int64 // the sequence id of each message of the batch
@@ -65,7 +52,7 @@ type sequencing struct {
 	deduplicationOff   bool    // the probe was stored: the broker does not deduplicate
 
 	mu        sync.Mutex
-	producers map[producerKey]pulsar.Producer
+	producers map[senderKey]NamedSender
 }
 
 // errSequence marks failures of the sequence state: nothing of the batch was published.
@@ -77,7 +64,7 @@ func (r *Relay) beginOnce(ctx context.Context, records []events.KinesisEventReco
 	if r.opts.Guarantee != EffectivelyOnce {
 		return nil, records, nil
 	}
-	q := &sequencing{r: r, producers: map[producerKey]pulsar.Producer{}}
+	q := &sequencing{r: r, producers: map[senderKey]NamedSender{}}
 	if r.once == nil {
 		return q, records, fmt.Errorf("%w: the relay has no sequence store (EnableEffectivelyOnce)", errSequence)
 	}
@@ -96,7 +83,7 @@ func (r *Relay) beginOnce(ctx context.Context, records []events.KinesisEventReco
 		return q, records, fmt.Errorf("%w: %w", errSequence, err)
 	}
 	q.read, q.reserved = read, read
-	q.name = producer.ProducerName(streamName(q.streamARN), q.shardID, read.Epoch)
+	q.name = producerName(streamtopic.StreamName(q.streamARN), q.shardID, read.Epoch)
 	for q.covered < len(records) && read.Covers(records[q.covered].Kinesis.SequenceNumber) {
 		q.covered++
 	}
@@ -144,7 +131,7 @@ func (q *sequencing) reserve(ctx context.Context, b *batch) error {
 	}
 	for i := range b.msgs {
 		q.ids[i] = base + int64(i)
-		b.msgs[i].kind = producer.Unbatched
+		b.msgs[i].kind = Unbatched
 	}
 	next := q.read
 	next.NextID = max(q.read.NextID, base+int64(len(b.msgs)))
@@ -158,11 +145,11 @@ func (q *sequencing) reserve(ctx context.Context, b *batch) error {
 }
 
 // producer returns the invocation's producer for topic: the shard's name, closed in finish.
-func (q *sequencing) producer(ctx context.Context, topic string, kind producer.Kind) (pulsar.Producer, error) {
-	if kind != producer.DeadLetter {
-		kind = producer.Unbatched
+func (q *sequencing) producer(ctx context.Context, topic string, kind Kind) (NamedSender, error) {
+	if kind != DeadLetter {
+		kind = Unbatched
 	}
-	k := producerKey{topic, kind}
+	k := senderKey{topic, kind}
 	q.mu.Lock()
 	p, ok := q.producers[k]
 	q.mu.Unlock()
@@ -199,7 +186,7 @@ func (q *sequencing) probeDeduplication(ctx context.Context) {
 		return
 	}
 	m := &msgs[len(msgs)-1]
-	p, err := q.producer(ctx, q.canary.topic, producer.Unbatched)
+	p, err := q.producer(ctx, q.canary.topic, Unbatched)
 	if err != nil {
 		return // the batch itself will meet the same error
 	}
@@ -234,7 +221,7 @@ func (q *sequencing) finish(ctx context.Context, b *batch, s *Summary, failed in
 	defer func() { <-closed }()
 	s.AlreadyDelivered, s.DeduplicationOff = q.covered, q.deduplicationOff
 	if s.ShardID == "" { // every record was covered: name the shard all the same
-		s.StreamARN, s.Stream, s.ShardID = q.streamARN, streamName(q.streamARN), q.shardID
+		s.StreamARN, s.Stream, s.ShardID = q.streamARN, streamtopic.StreamName(q.streamARN), q.shardID
 	}
 	if q.probeDropped {
 		s.DuplicatesDropped++
@@ -245,10 +232,10 @@ func (q *sequencing) finish(ctx context.Context, b *batch, s *Summary, failed in
 	b.mu.Lock()
 	firstUndone := -1 // message index
 	hole := false
-	for i := range b.out {
-		switch st := b.out[i].state; {
+	for i := range b.led.out {
+		switch st := b.led.out[i].state; {
 		case st == confirmed || st == deadLettered:
-			if id := b.out[i].id; st == confirmed && id != nil && id.LedgerID() == -1 && id.EntryID() == -1 {
+			if id := b.led.out[i].id; st == confirmed && id != nil && id.LedgerID() == -1 && id.EntryID() == -1 {
 				s.DuplicatesDropped++
 			}
 			// A message done after one that is not: a retry giving the earlier one its id again would
@@ -264,13 +251,13 @@ func (q *sequencing) finish(ctx context.Context, b *batch, s *Summary, failed in
 	if s.checkpointRecord >= 0 {
 		next.CheckpointSequenceNumber = b.sources[s.checkpointRecord].rec.Kinesis.SequenceNumber
 		next.CheckpointID = -1
-		if end := b.starts[s.checkpointRecord+1]; end > b.starts[s.checkpointRecord] {
+		if end := b.led.starts[s.checkpointRecord+1]; end > b.led.starts[s.checkpointRecord] {
 			next.CheckpointID = q.ids[end-1]
 		}
 	}
 	next.ResumeSequenceNumber, next.ResumeID = "", -1
 	if s.failedRecord >= 0 && !hole {
-		next.ResumeSequenceNumber, next.ResumeID = b.sources[s.failedRecord].rec.Kinesis.SequenceNumber, q.ids[b.starts[s.failedRecord]]
+		next.ResumeSequenceNumber, next.ResumeID = b.sources[s.failedRecord].rec.Kinesis.SequenceNumber, q.ids[b.led.starts[s.failedRecord]]
 	}
 	if hole {
 		// Not expected (docs/effectively-once.md proves it cannot happen); if it does, the retry gets
@@ -293,7 +280,7 @@ func (q *sequencing) finish(ctx context.Context, b *batch, s *Summary, failed in
 func (q *sequencing) closeProducers(ctx context.Context) {
 	q.mu.Lock()
 	producers := q.producers
-	q.producers = map[producerKey]pulsar.Producer{}
+	q.producers = map[senderKey]NamedSender{}
 	q.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, p := range producers {
@@ -319,7 +306,7 @@ func (q *sequencing) closeProducers(ctx context.Context) {
 // failAll reports every message of b failed with err, before anything was sent.
 func (b *batch) failAll(err error) {
 	for i := range b.msgs {
-		b.issued++
+		b.send.issued++
 		b.complete(i, nil, err, 0)
 	}
 }
@@ -328,4 +315,9 @@ func (b *batch) failAll(err error) {
 func onceAttrs(s *Summary) []slog.Attr {
 	return []slog.Attr{slog.Int("alreadyDelivered", s.AlreadyDelivered), slog.Int("duplicatesDropped", s.DuplicatesDropped),
 		slog.Bool("deduplicationOff", s.DeduplicationOff)}
+}
+
+// producerName is the name of a shard's producer: one per stream, shard and epoch.
+func producerName(stream, shardID, epoch string) string {
+	return strings.Join([]string{"kp", stream, shardID, epoch}, "-")
 }

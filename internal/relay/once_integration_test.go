@@ -20,11 +20,13 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/relay/senders"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 // Namespaces of the shared broker for these tests: one deduplicating, one not.
@@ -97,7 +99,7 @@ func (e *onceEnv) process(t *testing.T, opts relay.Options) *process {
 // reserves the ids) and the audit item are never written.
 func (e *onceEnv) newProcess(t *testing.T, opts relay.Options, crash bool) *process {
 	t.Helper()
-	opts.Topic, opts.Guarantee, opts.Properties, opts.Now = e.topic, relay.EffectivelyOnce, relay.AllProperties, localenv.Now
+	opts.Topic, opts.Guarantee, opts.Properties, opts.Now = streamtopic.MustParse(e.topic), relay.EffectivelyOnce, relay.AllProperties, localenv.Now
 	opts.Deaggregate = true
 	pool := producer.NewPool(producer.Options{ServiceURL: e.url})
 	t.Cleanup(func() { pool.Close(context.Background()) })
@@ -106,8 +108,8 @@ func (e *onceEnv) newProcess(t *testing.T, opts relay.Options, crash bool) *proc
 	if crash {
 		p.store.failWriteNo, auditor = 2, nil
 	}
-	p.relay = relay.New(opts, pool, auditor, p.sums, nil)
-	p.relay.EnableEffectivelyOnce(p.store, pool)
+	p.relay = relay.New(opts, senders.FromPool(pool), auditor, p.sums, nil)
+	p.relay.EnableEffectivelyOnce(p.store, senders.FromPool(pool))
 	return p
 }
 
@@ -132,9 +134,9 @@ type flakyStore struct {
 
 var errCrash = errors.New("injected: the process died before this write")
 
-func (s *flakyStore) Write(ctx context.Context, arn, shard, req string, now time.Time, prev, next audit.Sequence) (audit.Sequence, error) {
+func (s *flakyStore) Write(ctx context.Context, arn, shard, req string, now time.Time, prev, next relay.Sequence) (relay.Sequence, error) {
 	if n := s.writes.Add(1); n == s.failWriteNo {
-		return audit.Sequence{}, errCrash
+		return relay.Sequence{}, errCrash
 	}
 	return s.Sequences.Write(ctx, arn, shard, req, now, prev, next)
 }
@@ -337,11 +339,11 @@ func BenchmarkGuarantee(b *testing.B) {
 	}{{"atLeastOnce", relay.AtLeastOnce}, {"effectivelyOnce", relay.EffectivelyOnce}} {
 		b.Run(g.name, func(b *testing.B) {
 			e := newOnceEnvB(b)
-			opts := relay.Options{Topic: e.topic, Guarantee: g.guarantee, Properties: relay.AllProperties, Now: localenv.Now}
+			opts := relay.Options{Topic: streamtopic.MustParse(e.topic), Guarantee: g.guarantee, Properties: relay.AllProperties, Now: localenv.Now}
 			pool := producer.NewPool(producer.Options{ServiceURL: e.url})
 			defer pool.Close(context.Background())
-			r := relay.New(opts, pool, audit.New(e.db, audit.Options{Table: e.table}), nil, slogDiscard())
-			r.EnableEffectivelyOnce(audit.NewSequences(e.db, e.table, 0), pool)
+			r := relay.New(opts, senders.FromPool(pool), audit.New(e.db, audit.Options{Table: e.table}), nil, slogDiscard())
+			r.EnableEffectivelyOnce(audit.NewSequences(e.db, e.table, 0), senders.FromPool(pool))
 			shard := kinesistest.NewShard("bench-"+g.name, 0)
 			data := make([]byte, size)
 			batch := func() events.KinesisEvent {

@@ -1,15 +1,17 @@
-package relay
+package relay_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
 
-	"github.com/streambridge/kinesis-pulsar/internal/audit"
-	"github.com/streambridge/kinesis-pulsar/internal/producer"
+	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsarfake"
 )
 
 // The effectively-once paths a real broker cannot be made to take on demand (a message failing after
@@ -18,24 +20,26 @@ import (
 // memStore is a sequence store in memory, with the conditional write of internal/audit.Sequences.
 type memStore struct {
 	mu sync.Mutex
-	q  audit.Sequence
+	q  relay.Sequence
 }
 
-func (m *memStore) Read(context.Context, string, string) (audit.Sequence, error) {
+var errConflict = errors.New("the shard's sequence state changed since it was read")
+
+func (m *memStore) Read(context.Context, string, string) (relay.Sequence, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	q := m.q
 	if q.Epoch == "" {
-		q = audit.Sequence{Epoch: "e", CheckpointID: -1, ResumeID: -1}
+		q = relay.Sequence{Epoch: "e", CheckpointID: -1, ResumeID: -1}
 	}
 	return q, nil
 }
 
-func (m *memStore) Write(_ context.Context, _, _, _ string, _ time.Time, prev, next audit.Sequence) (audit.Sequence, error) {
+func (m *memStore) Write(_ context.Context, _, _, _ string, _ time.Time, prev, next relay.Sequence) (relay.Sequence, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if prev.Version != m.q.Version {
-		return audit.Sequence{}, audit.ErrSequenceConflict
+		return relay.Sequence{}, errConflict
 	}
 	next.Version = prev.Version + 1
 	if next.ResumeSequenceNumber == "" {
@@ -45,36 +49,11 @@ func (m *memStore) Write(_ context.Context, _, _, _ string, _ time.Time, prev, n
 	return next, nil
 }
 
-// namedFake hands out the fake producers under a name; closing them does nothing.
-type namedFake struct{ f *fakeProducers }
-
-type closableFake struct{ *fakeProducer }
-
-func (closableFake) Close() {}
-
-// Send answers the deduplication probe as a deduplicating broker does: dropped, no position.
-func (closableFake) Send(context.Context, *pulsar.ProducerMessage) (pulsar.MessageID, error) {
-	return droppedID{}, nil
-}
-
-type droppedID struct{ fakeID }
-
-func (droppedID) LedgerID() int64 { return -1 }
-func (droppedID) EntryID() int64  { return -1 }
-
-func (n namedFake) Named(ctx context.Context, topic string, kind producer.Kind, _ string) (pulsar.Producer, error) {
-	p, _, err := n.f.Producer(ctx, topic, kind)
-	if err != nil {
-		return nil, err
-	}
-	return closableFake{p.(*fakeProducer)}, nil
-}
-
-func runOnce(t *testing.T, store *memStore, f *fakeProducers, records int, from int) (*Summary, []int64) {
+func runOnce(t *testing.T, store *memStore, f *pulsarfake.Broker, records int, from int) (*relay.Summary, []int64) {
 	t.Helper()
 	obs := &lastSummary{}
-	r := New(Options{Topic: topic, Guarantee: EffectivelyOnce}, f, nil, obs, nil)
-	r.EnableEffectivelyOnce(store, namedFake{f})
+	r := relay.New(relay.Options{Topic: streamtopic.MustParse(topic), Guarantee: relay.EffectivelyOnce}, f, nil, obs, nil)
+	r.EnableEffectivelyOnce(store, f)
 	ev := plainEvent(records)
 	ev.Records = ev.Records[from:]
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -83,7 +62,7 @@ func runOnce(t *testing.T, store *memStore, f *fakeProducers, records int, from 
 		t.Fatal(err)
 	}
 	var ids []int64
-	for _, m := range f.sent[topic] {
+	for _, m := range f.Topic(topic) {
 		ids = append(ids, *m.SequenceID)
 	}
 	return obs.s, ids
@@ -93,26 +72,26 @@ func runOnce(t *testing.T, store *memStore, f *fakeProducers, records int, from 
 func TestOnceIDs(t *testing.T) {
 	store := &memStore{}
 	// Message 3 fails: records 0-2 done, the retry resumes at record 3 with id 3.
-	fail3 := newFake(func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+	fail3 := pulsarfake.New(func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
 		if n >= 3 { // as on a real connection, the messages after a failed one fail too
 			return 0, errTransient, false
 		}
 		return 0, nil, false
 	})
 	s, ids := runOnce(t, store, fail3, 6, 0)
-	if s.Outcome != OutcomePartial || ids[0] != 0 || ids[3] != 3 {
+	if s.Outcome != relay.OutcomePartial || ids[0] != 0 || ids[3] != 3 {
 		t.Fatalf("outcome %s, ids %v", s.Outcome, ids)
 	}
 	if q := store.q; q.ResumeID != 3 || q.NextID != 6 || q.CheckpointID != 2 {
 		t.Fatalf("state after the partial failure %+v", q)
 	}
-	s, ids = runOnce(t, store, newFake(nil), 6, 3)
-	if s.Outcome != OutcomeDelivered || len(ids) != 3 || ids[0] != 3 || ids[2] != 5 {
+	s, ids = runOnce(t, store, pulsarfake.New(nil), 6, 3)
+	if s.Outcome != relay.OutcomeDelivered || len(ids) != 3 || ids[0] != 3 || ids[2] != 5 {
 		t.Fatalf("retry: outcome %s, ids %v, want 3..5", s.Outcome, ids)
 	}
 	// The next batch (records 6.. of the shard, here the same records skipped by the checkpoint and
 	// four new ones) continues at id 6.
-	s, ids = runOnce(t, store, newFake(nil), 10, 0)
+	s, ids = runOnce(t, store, pulsarfake.New(nil), 10, 0)
 	if s.AlreadyDelivered != 6 || len(ids) != 4 || ids[0] != 6 || s.DuplicatesDropped != 1 {
 		t.Fatalf("next batch: already delivered %d, ids %v, duplicates dropped %d (the probe)", s.AlreadyDelivered, ids, s.DuplicatesDropped)
 	}
@@ -122,20 +101,20 @@ func TestOnceIDs(t *testing.T) {
 // leave its id to the retry: the broker would drop the record as a duplicate of the later one.
 func TestOnceHoleGetsFreshIDs(t *testing.T) {
 	store := &memStore{}
-	late := newFake(func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+	late := pulsarfake.New(func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
 		if n == 1 {
 			return 50 * time.Millisecond, errTransient, false
 		}
 		return 0, nil, false
 	})
 	s, ids := runOnce(t, store, late, 4, 0)
-	if s.Outcome != OutcomePartial || len(ids) < 3 {
+	if s.Outcome != relay.OutcomePartial || len(ids) < 3 {
 		t.Fatalf("outcome %s, ids %v: want message 1 failed after later ones were stored", s.Outcome, ids)
 	}
 	if q := store.q; q.ResumeSequenceNumber != "" || q.NextID != 4 {
 		t.Fatalf("state %+v: want no resume point, next id 4", q)
 	}
-	_, ids = runOnce(t, store, newFake(nil), 4, 1)
+	_, ids = runOnce(t, store, pulsarfake.New(nil), 4, 1)
 	if ids[0] != 4 {
 		t.Fatalf("retry ids %v, want fresh ones from 4", ids)
 	}

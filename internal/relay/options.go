@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 )
 
 // KeySource chooses the Pulsar message key.
@@ -95,9 +97,6 @@ func ParseProperties(list string) (Property, error) {
 	return set, nil
 }
 
-// StreamPlaceholder in a topic name is replaced by the stream name of the record's eventSourceARN.
-const StreamPlaceholder = "{stream}"
-
 // Guarantee is the processing guarantee (the names are Pulsar Functions').
 type Guarantee int
 
@@ -112,11 +111,11 @@ const (
 // Options configure the relay. Zero values take the documented defaults, except Topic (required).
 type Options struct {
 	// Topic is the Pulsar topic; it may contain {stream}.
-	Topic string
+	Topic streamtopic.Template
 	// DeadLetterTopic receives records that can never be published to Topic (too large with chunking
 	// off, topic terminated, unroutable), with the cause in a property. Empty: such records fail the
 	// batch. It may contain {stream}.
-	DeadLetterTopic string
+	DeadLetterTopic streamtopic.Template
 	// Key chooses the message key. Default KeyPartitionKey.
 	Key KeySource
 	// Properties selects the kinesis.* properties to attach. Zero means none; config defaults to all.
@@ -142,7 +141,9 @@ type Options struct {
 
 // Defaults.
 const (
-	DefaultDeadlineMargin   = time.Second
+	DefaultDeadlineMargin = time.Second
+	// DefaultLargeRecordBytes is the Pulsar client's default batch size limit (producer.Options'
+	// BatchingMaxBytes); config sets both from PULSAR_BATCHING_MAX_BYTES.
 	DefaultLargeRecordBytes = 128 * 1024
 )
 

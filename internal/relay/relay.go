@@ -14,52 +14,26 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
-
-	"github.com/streambridge/kinesis-pulsar/internal/audit"
-	"github.com/streambridge/kinesis-pulsar/internal/producer"
 )
-
-// Producers hands out warm producers; internal/producer.Pool implements it.
-type Producers interface {
-	// Producer returns the producer for topic and kind; created reports a cold start of that producer.
-	Producer(ctx context.Context, topic string, kind producer.Kind) (p pulsar.Producer, created bool, err error)
-	// Discard forgets a producer the client closed for good.
-	Discard(topic string, kind producer.Kind, p pulsar.Producer)
-	// Begin and End bracket an invocation. With reset, End replaces the client and its producers,
-	// with fresh credentials; it closes nothing another running invocation may still be sending on.
-	Begin() producer.Invocation
-	End(inv producer.Invocation, reset bool)
-}
-
-// Auditor records what a batch did; internal/audit implements it with DynamoDB.
-type Auditor interface {
-	Record(ctx context.Context, b audit.Batch) error
-}
-
-// Observer receives the summary of every invocation (metrics, summary log line).
-type Observer interface {
-	Observe(ctx context.Context, s *Summary)
-}
 
 // Relay is the Lambda handler. It is safe for concurrent use.
 type Relay struct {
-	opts      Options
-	producers Producers
-	auditor   Auditor
-	observer  Observer
-	log       *slog.Logger
-	once      *onceMode // PROCESSING_GUARANTEE=effectivelyOnce; nil otherwise
+	opts     Options
+	senders  Senders
+	auditor  Auditor
+	observer Observer
+	log      *slog.Logger
+	once     *onceMode // PROCESSING_GUARANTEE=effectivelyOnce; nil otherwise
 }
 
 // New returns a relay. auditor and observer may be nil; log nil means slog.Default().
-func New(opts Options, producers Producers, auditor Auditor, observer Observer, log *slog.Logger) *Relay {
+func New(opts Options, senders Senders, auditor Auditor, observer Observer, log *slog.Logger) *Relay {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Relay{opts: opts.withDefaults(), producers: producers, auditor: auditor, observer: observer, log: log}
+	return &Relay{opts: opts.withDefaults(), senders: senders, auditor: auditor, observer: observer, log: log}
 }
 
 // Handle publishes the batch and returns the partial batch response. It returns an error only when no
@@ -73,10 +47,10 @@ func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.Kine
 	}
 	// Deadlines are the real clock's; opts.Now stamps the batch (the audit item's startedAt).
 	started, stamp := time.Now(), r.opts.Now()
-	inv, reset := r.producers.Begin(), false
+	end, reset := r.senders.Begin(), false
 	// Deferred, so End runs on a panic too: aws-lambda-go recovers it only to report it, then the
 	// process exits, and an invocation still running on another goroutine ends with it.
-	defer func() { r.producers.End(inv, reset) }()
+	defer func() { end(reset) }()
 	d := r.deadlines(ctx)
 	publishCtx, cancel := d.context(ctx, d.publish)
 	seq, records, seqErr := r.beginOnce(publishCtx, ev.Records)
@@ -84,7 +58,7 @@ func (r *Relay) Handle(ctx context.Context, ev events.KinesisEvent) (events.Kine
 	if d.set && !started.Before(d.publish) {
 		b.noTime(r.opts.DeadlineMargin, d.publish.Add(r.opts.DeadlineMargin).Sub(started))
 		r.log.ErrorContext(ctx, "no time to publish: the deadline margin is not shorter than the invocation's time left",
-			"deadlineMargin", r.opts.DeadlineMargin.String(), "error", b.cause)
+			"deadlineMargin", r.opts.DeadlineMargin.String(), "error", b.halt.cause)
 	} else {
 		seq.prepare(publishCtx, b, seqErr)
 	}
@@ -183,7 +157,7 @@ func (r *Relay) logSummary(ctx context.Context, s *Summary) {
 // and whether the client made no progress at all (then it must be reset).
 func (r *Relay) releaseProducers(b *batch, s *Summary) (reset bool) {
 	for k, p := range b.closedProducers() {
-		r.producers.Discard(k.topic, k.kind, p)
+		r.senders.Discard(k.topic, k.kind, p)
 	}
 	// No receipt at all, and not because of a record the broker can never take: the connection or the
 	// credentials are suspect (a half-open connection, a rotated certificate). A poison record instead
@@ -218,7 +192,7 @@ func (r *Relay) deadlines(ctx context.Context) deadlines {
 	response := min(maxResponseReserve, margin/5)
 	audit := time.Duration(0) // the audit's share of the margin, taken from the dead letters' end
 	switch {
-	case r.auditor != nil && r.opts.DeadLetterTopic != "":
+	case r.auditor != nil && !r.opts.DeadLetterTopic.IsZero():
 		audit = (margin - response) / 2
 	case r.auditor != nil:
 		audit = margin - response

@@ -18,11 +18,13 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/relay/senders"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 func serviceURL(t *testing.T) string {
@@ -63,8 +65,8 @@ type fixture struct {
 func newFixture(t *testing.T, opts relay.Options, popts producer.Options) *fixture {
 	t.Helper()
 	url := serviceURL(t)
-	if opts.Topic == "" {
-		opts.Topic = pulsartest.Topic(t, "relay")
+	if opts.Topic.IsZero() {
+		opts.Topic = streamtopic.MustParse(pulsartest.Topic(t, "relay"))
 	}
 	if opts.Properties == 0 {
 		opts.Properties = relay.AllProperties
@@ -74,11 +76,11 @@ func newFixture(t *testing.T, opts relay.Options, popts producer.Options) *fixtu
 	t.Cleanup(func() { pool.Close(context.Background()) })
 	sums := &summaries{}
 	return &fixture{
-		relay:  relay.New(opts, pool, nil, sums, nil),
+		relay:  relay.New(opts, senders.FromPool(pool), nil, sums, nil),
 		pool:   pool,
 		client: pulsartest.Client(t, url),
 		sums:   sums,
-		topic:  opts.Topic,
+		topic:  opts.Topic.String(),
 	}
 }
 
@@ -246,7 +248,7 @@ func TestPartitionedTopicKeepsPerKeyOrder(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			topic := pulsartest.Topic(t, "partitioned")
 			createPartitionedTopic(t, topic, 4)
-			f := newFixture(t, relay.Options{Topic: topic, Deaggregate: true}, producer.Options{Hashing: hashing})
+			f := newFixture(t, relay.Options{Topic: streamtopic.MustParse(topic), Deaggregate: true}, producer.Options{Hashing: hashing})
 			shard := kinesistest.NewShard("ordered", 2)
 			var ev events.KinesisEvent
 			for i := 0; i < 2000; i++ {
@@ -344,7 +346,7 @@ func TestWarmProducerIsReused(t *testing.T) {
 
 func TestTopicPerStream(t *testing.T) {
 	base := pulsartest.Topic(t, "stream")
-	f := newFixture(t, relay.Options{Topic: base + "-{stream}"}, producer.Options{})
+	f := newFixture(t, relay.Options{Topic: streamtopic.MustParse(base + "-{stream}")}, producer.Options{})
 	for _, stream := range []string{"orders", "payments"} {
 		shard := kinesistest.NewShard(stream, 0)
 		wantDelivered(t, f.handle(t, 30*time.Second, kinesistest.Event(shard.Record("k", []byte(stream)))))
@@ -371,7 +373,7 @@ func TestTooLargeRecord(t *testing.T) {
 
 	t.Run("dead letter", func(t *testing.T) {
 		dlq := pulsartest.Topic(t, "dlq")
-		f := newFixture(t, relay.Options{DeadLetterTopic: dlq}, producer.Options{Chunking: false})
+		f := newFixture(t, relay.Options{DeadLetterTopic: streamtopic.MustParse(dlq)}, producer.Options{Chunking: false})
 		_, ev := shardFor("toolarge-dlq")
 		wantDelivered(t, f.handle(t, 60*time.Second, ev))
 		main := f.read(t, f.topic)
@@ -413,7 +415,7 @@ func TestBrokerDownReturnsBeforeDeadline(t *testing.T) {
 	pool := producer.NewPool(producer.Options{ServiceURL: "pulsar://127.0.0.1:1", ConnectionTimeout: time.Second})
 	t.Cleanup(func() { pool.Close(context.Background()) })
 	sums := &summaries{}
-	r := relay.New(relay.Options{Topic: pulsartest.Topic(t, "down"), DeadlineMargin: margin, Properties: relay.AllProperties}, pool, nil, sums, nil)
+	r := relay.New(relay.Options{Topic: streamtopic.MustParse(pulsartest.Topic(t, "down")), DeadlineMargin: margin, Properties: relay.AllProperties}, senders.FromPool(pool), nil, sums, nil)
 	shard := kinesistest.NewShard("down", 7)
 	ev := kinesistest.Event(shard.Record("k", []byte("1")), shard.Record("k", []byte("2")))
 
@@ -466,7 +468,7 @@ func TestTerminatedTopicAtScaleIsDeadLettered(t *testing.T) {
 	pool := producer.NewPool(producer.Options{ServiceURL: serviceURL(t), Logger: quiet})
 	t.Cleanup(func() { pool.Close(context.Background()) })
 	sums := &summaries{}
-	r := relay.New(relay.Options{Topic: tp, DeadLetterTopic: dlq, Properties: relay.AllProperties}, pool, nil, sums, quiet)
+	r := relay.New(relay.Options{Topic: streamtopic.MustParse(tp), DeadLetterTopic: streamtopic.MustParse(dlq), Properties: relay.AllProperties}, senders.FromPool(pool), nil, sums, quiet)
 	shard := kinesistest.NewShard("terminated", 3)
 	var ev events.KinesisEvent
 	bySeq := map[string]int{}

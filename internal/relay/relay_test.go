@@ -1,4 +1,4 @@
-package relay
+package relay_test
 
 import (
 	"context"
@@ -7,145 +7,36 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/streambridge/kinesis-pulsar/internal/audit"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
-	"github.com/streambridge/kinesis-pulsar/internal/producer"
+	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsarfake"
 )
 
 // These tests inject faults a real broker cannot produce on demand (a chosen message failing, answers
 // out of order, an answer that never comes). The same paths run against a real broker in
-// relay_integration_test.go and internal/faults.
-
-// answer decides what the fake broker does with the n-th message sent on a topic.
-type answer func(topic string, n int, msg *pulsar.ProducerMessage) (delay time.Duration, err error, never bool)
-
-type fakeProducers struct {
-	mu     sync.Mutex
-	answer answer
-	sent   map[string][]*pulsar.ProducerMessage
-	events []string // "send <topic> <n>" and "ack <topic> <n>", in order
-	prods  map[string]*fakeProducer
-	err    error // Producer fails with it when set
-	// refuse makes Producer fail for one topic; attempts counts Producer calls per topic.
-	refuse   map[string]error
-	attempts map[string]int
-}
-
-func newFake(a answer) *fakeProducers {
-	if a == nil {
-		a = func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) { return 0, nil, false }
-	}
-	return &fakeProducers{answer: a, sent: map[string][]*pulsar.ProducerMessage{}, prods: map[string]*fakeProducer{}}
-}
-
-func (f *fakeProducers) Producer(_ context.Context, topic string, kind producer.Kind) (pulsar.Producer, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.attempts == nil {
-		f.attempts = map[string]int{}
-	}
-	f.attempts[topic]++
-	if f.err != nil {
-		return nil, false, f.err
-	}
-	if err := f.refuse[topic]; err != nil {
-		return nil, false, err
-	}
-	k := fmt.Sprintf("%s/%s", topic, kind)
-	p, ok := f.prods[k]
-	if !ok {
-		p = &fakeProducer{f: f, topic: topic}
-		f.prods[k] = p
-	}
-	return p, !ok, nil
-}
-
-func (f *fakeProducers) Discard(topic string, kind producer.Kind, _ pulsar.Producer) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.log("discard %s/%s", topic, kind)
-	delete(f.prods, fmt.Sprintf("%s/%s", topic, kind))
-}
-
-func (f *fakeProducers) Begin() producer.Invocation { return 0 }
-
-func (f *fakeProducers) End(_ producer.Invocation, reset bool) {
-	if !reset {
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.log("reset")
-	f.prods = map[string]*fakeProducer{}
-}
-
-func (f *fakeProducers) log(format string, args ...any) {
-	f.events = append(f.events, fmt.Sprintf(format, args...))
-}
-
-type fakeProducer struct {
-	pulsar.Producer // not called
-	f               *fakeProducers
-	topic           string
-}
-
-func (p *fakeProducer) SendAsync(ctx context.Context, msg *pulsar.ProducerMessage, cb func(pulsar.MessageID, *pulsar.ProducerMessage, error)) {
-	f := p.f
-	f.mu.Lock()
-	n := len(f.sent[p.topic])
-	f.sent[p.topic] = append(f.sent[p.topic], msg)
-	f.log("send %s %d", p.topic, n)
-	delay, err, never := f.answer(p.topic, n, msg)
-	f.mu.Unlock()
-	if never {
-		return
-	}
-	go func() {
-		time.Sleep(delay)
-		f.mu.Lock()
-		f.log("ack %s %d", p.topic, n)
-		f.mu.Unlock()
-		if err != nil {
-			cb(nil, msg, err)
-			return
-		}
-		cb(fakeID(n), msg, nil)
-	}()
-}
-
-func (p *fakeProducer) FlushWithCtx(context.Context) error { return nil }
-
-type fakeID int64
-
-func (id fakeID) Serialize() []byte   { return nil }
-func (id fakeID) LedgerID() int64     { return 1 }
-func (id fakeID) EntryID() int64      { return int64(id) }
-func (id fakeID) BatchIdx() int32     { return 0 }
-func (id fakeID) PartitionIdx() int32 { return 0 }
-func (id fakeID) BatchSize() int32    { return 0 }
-func (id fakeID) String() string      { return fmt.Sprintf("1:%d:0", int64(id)) }
+// relay_integration_test.go and tests/faults.
 
 type recordingAuditor struct {
-	batches []audit.Batch
+	batches []relay.AuditRecord
 	err     error
 }
 
-func (a *recordingAuditor) Record(_ context.Context, b audit.Batch) error {
+func (a *recordingAuditor) Record(_ context.Context, b relay.AuditRecord) error {
 	a.batches = append(a.batches, b)
 	return a.err
 }
 
-type lastSummary struct{ s *Summary }
+type lastSummary struct{ s *relay.Summary }
 
-func (l *lastSummary) Observe(_ context.Context, s *Summary) { l.s = s }
+func (l *lastSummary) Observe(_ context.Context, s *relay.Summary) { l.s = s }
 
 const topic = "persistent://public/default/t"
 
@@ -158,13 +49,13 @@ func plainEvent(n int) events.KinesisEvent {
 	return ev
 }
 
-func run(t *testing.T, opts Options, p Producers, a Auditor, ev events.KinesisEvent, timeout time.Duration) (events.KinesisEventResponse, *Summary, error) {
+func run(t *testing.T, opts relay.Options, p relay.Senders, a relay.Auditor, ev events.KinesisEvent, timeout time.Duration) (events.KinesisEventResponse, *relay.Summary, error) {
 	t.Helper()
-	if opts.Topic == "" {
-		opts.Topic = topic
+	if opts.Topic.IsZero() {
+		opts.Topic = streamtopic.MustParse(topic)
 	}
 	obs := &lastSummary{}
-	r := New(opts, p, a, obs, nil)
+	r := relay.New(opts, p, a, obs, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	resp, err := r.Handle(ctx, ev)
@@ -185,7 +76,7 @@ func TestResponse(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		dlq        bool
-		answer     answer
+		answer     pulsarfake.Answer
 		wantFailed int // record index, -1 none
 		wantPub    int
 		wantDead   int
@@ -206,6 +97,25 @@ func TestResponse(t *testing.T) {
 			}
 			return 5 * time.Millisecond, nil, false
 		}, 7, -1, 0},
+		// Two unfinished records at once, the later one answered first: the response names the first.
+		{"two failures, the later answered first", false, func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+			switch n {
+			case 3:
+				return 20 * time.Millisecond, errTransient, false
+			case 6:
+				return 0, errTransient, false
+			}
+			return time.Millisecond, nil, false
+		}, 3, -1, 0},
+		{"a late failure before an early one", false, func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+			switch n {
+			case 1:
+				return 20 * time.Millisecond, errTransient, false
+			case 8:
+				return 0, tooBig, false
+			}
+			return 0, nil, false
+		}, 1, -1, 0},
 		{"permanent failure without dead-letter topic", false, func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
 			if n == 2 {
 				return 0, tooBig, false
@@ -230,11 +140,11 @@ func TestResponse(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := plainEvent(10)
-			opts := Options{}
+			opts := relay.Options{}
 			if tc.dlq {
-				opts.DeadLetterTopic = "persistent://public/default/dlq"
+				opts.DeadLetterTopic = streamtopic.MustParse("persistent://public/default/dlq")
 			}
-			resp, s, err := run(t, opts, newFake(tc.answer), nil, ev, 5*time.Second)
+			resp, s, err := run(t, opts, pulsarfake.New(tc.answer), nil, ev, 5*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -260,18 +170,20 @@ func TestResponse(t *testing.T) {
 
 // After a failure Lambda retries everything from it: sending more only makes duplicates.
 func TestStopsSendingAfterFailure(t *testing.T) {
-	fake := newFake(func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+	fake := pulsarfake.New(func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
 		if n == 3 {
 			return 0, pulsar.ErrMessageTooLarge, false
 		}
 		return 0, nil, false
 	})
-	// The failure answer arrives asynchronously, so a few messages may already be out; not all 1000.
-	if _, _, err := run(t, Options{}, fake, nil, plainEvent(1000), 5*time.Second); err != nil {
+	// An answer without delay (the fake's, like pulsar-client-go's for errors it finds before
+	// queueing) reaches the callback before SendAsync returns, so the relay knows of the failure before
+	// the next send: not one message may follow the 4th.
+	if _, _, err := run(t, relay.Options{}, fake, nil, plainEvent(1000), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(fake.sent[topic]); n >= 1000 {
-		t.Errorf("sent %d messages after a failure at the 4th", n)
+	if n := len(fake.Topic(topic)); n != 4 {
+		t.Errorf("sent %d messages, want 4: none after the failure of the 4th", n)
 	}
 }
 
@@ -279,23 +191,23 @@ func TestDeadlineStop(t *testing.T) {
 	never := func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) { return 0, nil, true }
 	ev := plainEvent(5)
 	start := time.Now()
-	resp, s, err := run(t, Options{DeadlineMargin: 300 * time.Millisecond}, newFake(never), nil, ev, time.Second)
+	resp, s, err := run(t, relay.Options{DeadlineMargin: 300 * time.Millisecond}, pulsarfake.New(never), nil, ev, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if elapsed := time.Since(start); elapsed > 900*time.Millisecond {
 		t.Errorf("returned after %v, deadline margin not kept", elapsed)
 	}
-	if failedAt(resp) != ev.Records[0].Kinesis.SequenceNumber || !s.DeadlineStop || s.Outcome != OutcomeFailed {
+	if failedAt(resp) != ev.Records[0].Kinesis.SequenceNumber || !s.DeadlineStop || s.Outcome != relay.OutcomeFailed {
 		t.Errorf("response %v, summary %+v", resp, s)
 	}
 }
 
 func TestProducerUnavailable(t *testing.T) {
-	fake := newFake(nil)
-	fake.err = errors.New("lookup failed")
+	fake := pulsarfake.New(nil)
+	fake.Err = errors.New("lookup failed")
 	ev := plainEvent(3)
-	resp, s, err := run(t, Options{}, fake, nil, ev, 5*time.Second)
+	resp, s, err := run(t, relay.Options{}, fake, nil, ev, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,13 +225,13 @@ func TestSubRecordFailureFailsParent(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := kinesistest.Event(first, agg, shard.Record("p", []byte("after")))
-	fake := newFake(func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+	fake := pulsarfake.New(func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
 		if n == 2 { // the aggregate's second sub-record
 			return 0, errTransient, false
 		}
 		return 0, nil, false
 	})
-	resp, s, err := run(t, Options{Deaggregate: true}, fake, nil, ev, 5*time.Second)
+	resp, s, err := run(t, relay.Options{Deaggregate: true}, fake, nil, ev, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,23 +245,23 @@ func TestUnroutableRecord(t *testing.T) {
 	bad := shard.Record("k", []byte("x"))
 	bad.EventSourceArn = "not-an-arn"
 	ev := kinesistest.Event(shard.Record("k", []byte("ok")), bad, shard.Record("k", []byte("ok2")))
-	opts := Options{Topic: "persistent://public/default/{stream}"}
+	opts := relay.Options{Topic: streamtopic.MustParse("persistent://public/default/{stream}")}
 
-	resp, s, err := run(t, opts, newFake(nil), nil, ev, 5*time.Second)
+	resp, s, err := run(t, opts, pulsarfake.New(nil), nil, ev, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if failedAt(resp) != bad.Kinesis.SequenceNumber || !errors.Is(s.Cause, errUnroutable) {
+	if failedAt(resp) != bad.Kinesis.SequenceNumber || !errors.Is(s.Cause, relay.ErrUnroutable) {
 		t.Errorf("without dead letters: response %v, cause %v", resp, s.Cause)
 	}
 
-	opts.DeadLetterTopic = "persistent://public/default/dead"
-	fake := newFake(nil)
+	opts.DeadLetterTopic = streamtopic.MustParse("persistent://public/default/dead")
+	fake := pulsarfake.New(nil)
 	resp, s, err = run(t, opts, fake, nil, ev, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.BatchItemFailures) != 0 || s.DeadLettered != 1 || len(fake.sent[opts.DeadLetterTopic]) != 1 {
+	if len(resp.BatchItemFailures) != 0 || s.DeadLettered != 1 || len(fake.Topic(opts.DeadLetterTopic.String())) != 1 {
 		t.Errorf("with dead letters: response %v, summary %+v", resp, s)
 	}
 }
@@ -357,7 +269,7 @@ func TestUnroutableRecord(t *testing.T) {
 // An empty identifier would fail the whole batch; the relay names an earlier record instead, or
 // fails the invocation when there is none.
 func TestNeverAnEmptyIdentifier(t *testing.T) {
-	failAt := func(k int) answer {
+	failAt := func(k int) pulsarfake.Answer {
 		return func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
 			if n == k {
 				return 0, errTransient, false
@@ -367,12 +279,12 @@ func TestNeverAnEmptyIdentifier(t *testing.T) {
 	}
 	ev := plainEvent(4)
 	ev.Records[2].Kinesis.SequenceNumber = ""
-	resp, _, err := run(t, Options{}, newFake(failAt(2)), nil, ev, 5*time.Second)
+	resp, _, err := run(t, relay.Options{}, pulsarfake.New(failAt(2)), nil, ev, 5*time.Second)
 	if err != nil || failedAt(resp) != ev.Records[1].Kinesis.SequenceNumber {
 		t.Errorf("response %v, err %v; want the previous record", resp, err)
 	}
 	ev.Records[0].Kinesis.SequenceNumber = ""
-	if _, _, err := run(t, Options{}, newFake(failAt(0)), nil, ev, 5*time.Second); err == nil {
+	if _, _, err := run(t, relay.Options{}, pulsarfake.New(failAt(0)), nil, ev, 5*time.Second); err == nil {
 		t.Error("no identifier available: want an error so Lambda retries the whole batch")
 	}
 }
@@ -387,22 +299,22 @@ func TestPerKeyBarrierBetweenProducers(t *testing.T) {
 		shard.Record("k", make([]byte, 300)),
 		shard.Record("k", []byte("small 1")),
 	)
-	fake := newFake(func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) {
+	fake := pulsarfake.New(func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) {
 		return 20 * time.Millisecond, nil, false
 	})
-	resp, _, err := run(t, Options{LargeRecordBytes: 100}, fake, nil, ev, 5*time.Second)
+	resp, _, err := run(t, relay.Options{LargeRecordBytes: 100}, fake, nil, ev, 5*time.Second)
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("response %v, err %v", resp, err)
 	}
 	// Both producers publish to the same topic, so the fake numbers their messages together:
 	// 0 small 0, 1 small other, 2 the large record, 3 small 1.
 	at := map[string]int{}
-	for i, e := range fake.events {
+	for i, e := range fake.Events {
 		at[e] = i
 	}
 	ev2 := func(kind string, n int) int { return at[fmt.Sprintf("%s %s %d", kind, topic, n)] }
 	if !(ev2("ack", 0) < ev2("send", 2) && ev2("ack", 2) < ev2("send", 3)) {
-		t.Errorf("the per-key barrier was not kept: %v", fake.events)
+		t.Errorf("the per-key barrier was not kept: %v", fake.Events)
 	}
 }
 
@@ -415,7 +327,7 @@ func TestAudit(t *testing.T) {
 		return 0, nil, false
 	}
 	a := &recordingAuditor{}
-	if _, _, err := run(t, Options{}, newFake(failAt3), a, ev, 5*time.Second); err != nil {
+	if _, _, err := run(t, relay.Options{}, pulsarfake.New(failAt3), a, ev, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	b := a.batches[0]
@@ -429,11 +341,11 @@ func TestAudit(t *testing.T) {
 
 	for _, required := range []bool{false, true} {
 		a := &recordingAuditor{err: errors.New("table unavailable")}
-		resp, s, err := run(t, Options{AuditRequired: required}, newFake(nil), a, ev, 5*time.Second)
+		resp, s, err := run(t, relay.Options{AuditRequired: required}, pulsarfake.New(nil), a, ev, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if required && (failedAt(resp) != ev.Records[0].Kinesis.SequenceNumber || s.Outcome != OutcomeFailed) {
+		if required && (failedAt(resp) != ev.Records[0].Kinesis.SequenceNumber || s.Outcome != relay.OutcomeFailed) {
 			t.Errorf("audit required: response %v outcome %s", resp, s.Outcome)
 		}
 		if !required && (len(resp.BatchItemFailures) != 0 || s.AuditError == nil) {
@@ -445,53 +357,43 @@ func TestAudit(t *testing.T) {
 // A producer the client closed for good is handed back for discarding; a client that got no receipt
 // at all is reset, unless a record the broker can never take is the cause; one that got any is kept.
 func TestProducerRelease(t *testing.T) {
-	has := func(f *fakeProducers, e string) bool {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		for _, got := range f.events {
-			if got == e {
-				return true
-			}
-		}
-		return false
-	}
-	closed := newFake(func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) {
+	closed := pulsarfake.New(func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) {
 		return 0, pulsar.ErrProducerClosed, false
 	})
-	if _, _, err := run(t, Options{}, closed, nil, plainEvent(3), 5*time.Second); err != nil {
+	if _, _, err := run(t, relay.Options{}, closed, nil, plainEvent(3), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if !has(closed, "discard "+topic+"/batched") {
-		t.Errorf("closed producer: events %v", closed.events)
+	if !closed.Saw("discard " + topic + "/batched") {
+		t.Errorf("closed producer: events %v", closed.Events)
 	}
 
 	// A poison record at the head fails every retry the same way: no reason to rebuild the client.
-	poison := newFake(func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) {
+	poison := pulsarfake.New(func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) {
 		return 0, pulsar.ErrMessageTooLarge, false
 	})
-	if _, _, err := run(t, Options{}, poison, nil, plainEvent(3), 5*time.Second); err != nil {
+	if _, _, err := run(t, relay.Options{}, poison, nil, plainEvent(3), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if has(poison, "reset") {
-		t.Errorf("poison record: client reset: %v", poison.events)
+	if poison.Saw("reset") {
+		t.Errorf("poison record: client reset: %v", poison.Events)
 	}
 
-	stuck := newFake(func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) { return 0, nil, true })
-	if _, _, err := run(t, Options{DeadlineMargin: 200 * time.Millisecond}, stuck, nil, plainEvent(3), 500*time.Millisecond); err != nil {
+	stuck := pulsarfake.New(func(string, int, *pulsar.ProducerMessage) (time.Duration, error, bool) { return 0, nil, true })
+	if _, _, err := run(t, relay.Options{DeadlineMargin: 200 * time.Millisecond}, stuck, nil, plainEvent(3), 500*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if !has(stuck, "reset") {
-		t.Errorf("no progress: events %v", stuck.events)
+	if !stuck.Saw("reset") {
+		t.Errorf("no progress: events %v", stuck.Events)
 	}
 
-	slowAfterFirst := newFake(func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+	slowAfterFirst := pulsarfake.New(func(_ string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
 		return 0, nil, n > 0
 	})
-	if _, _, err := run(t, Options{DeadlineMargin: 200 * time.Millisecond}, slowAfterFirst, nil, plainEvent(3), 500*time.Millisecond); err != nil {
+	if _, _, err := run(t, relay.Options{DeadlineMargin: 200 * time.Millisecond}, slowAfterFirst, nil, plainEvent(3), 500*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if has(slowAfterFirst, "reset") {
-		t.Errorf("progress made, yet the client was reset: %v", slowAfterFirst.events)
+	if slowAfterFirst.Saw("reset") {
+		t.Errorf("progress made, yet the client was reset: %v", slowAfterFirst.Events)
 	}
 }
 
@@ -508,11 +410,11 @@ func TestArrivalTimeRoundsToTheMillisecond(t *testing.T) {
 		}
 		ev.Records = append(ev.Records, one.Records...)
 	}
-	fake := newFake(nil)
-	if _, _, err := run(t, Options{Properties: AllProperties}, fake, nil, ev, 10*time.Second); err != nil {
+	fake := pulsarfake.New(nil)
+	if _, _, err := run(t, relay.Options{Properties: relay.AllProperties}, fake, nil, ev, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	for ms, m := range fake.sent[topic] {
+	for ms, m := range fake.Topic(topic) {
 		want := time.Unix(1545084650, int64(ms)*int64(time.Millisecond)).UTC()
 		if !m.EventTime.Equal(want) || m.Properties["kinesis.arrival.timestamp"] != want.Format("2006-01-02T15:04:05.000Z") {
 			t.Fatalf("arrival .%03d: event time %v, property %s", ms, m.EventTime, m.Properties["kinesis.arrival.timestamp"])
@@ -524,14 +426,14 @@ func TestArrivalTimeRoundsToTheMillisecond(t *testing.T) {
 // itself went to the dead-letter topic.
 func TestCheckpointMessageIDSkipsDeadLetters(t *testing.T) {
 	ev := plainEvent(3)
-	fake := newFake(func(tp string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
+	fake := pulsarfake.New(func(tp string, n int, _ *pulsar.ProducerMessage) (time.Duration, error, bool) {
 		if tp == topic && n == 2 {
 			return 0, pulsar.ErrMessageTooLarge, false
 		}
 		return 0, nil, false
 	})
 	a := &recordingAuditor{}
-	if _, _, err := run(t, Options{DeadLetterTopic: "persistent://public/default/dlq"}, fake, a, ev, 5*time.Second); err != nil {
+	if _, _, err := run(t, relay.Options{DeadLetterTopic: streamtopic.MustParse("persistent://public/default/dlq")}, fake, a, ev, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	b := a.batches[0]
@@ -549,14 +451,14 @@ func TestPermanent(t *testing.T) {
 		{errors.Join(pulsar.ErrTopicTerminated, errors.New("x")), true},
 		// Producer creation on a terminated topic: the broker's error arrives as text only.
 		{fmt.Errorf("creating batched producer for t: %w", errors.New("server error: TopicTerminatedError: Topic was already terminated")), true},
-		{fmt.Errorf("x: %w", errUnroutable), true},
+		{fmt.Errorf("x: %w", relay.ErrUnroutable), true},
 		{pulsar.ErrProducerClosed, false},
 		{errors.New("connection closed"), false},
 		{context.DeadlineExceeded, false},
 		{nil, false},
 	} {
-		if got := permanent(tc.err); got != tc.want {
-			t.Errorf("permanent(%v) = %v, want %v", tc.err, got, tc.want)
+		if got := relay.Permanent(tc.err); got != tc.want {
+			t.Errorf("relay.Permanent(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }
@@ -566,7 +468,7 @@ func TestDeadlineBudgets(t *testing.T) {
 	const dlq = "persistent://public/default/dlq"
 	for _, tc := range []struct {
 		name       string
-		answer     answer
+		answer     pulsarfake.Answer
 		wantFailed int // record the response names
 		wantDead   int
 	}{
@@ -596,7 +498,7 @@ func TestDeadlineBudgets(t *testing.T) {
 			a := &auditBudget{}
 			start := time.Now()
 			const timeout, margin = 1500 * time.Millisecond, 600 * time.Millisecond
-			resp, s, err := run(t, Options{DeadLetterTopic: dlq, DeadlineMargin: margin}, newFake(tc.answer), a, ev, timeout)
+			resp, s, err := run(t, relay.Options{DeadLetterTopic: streamtopic.MustParse(dlq), DeadlineMargin: margin}, pulsarfake.New(tc.answer), a, ev, timeout)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -606,7 +508,7 @@ func TestDeadlineBudgets(t *testing.T) {
 			if took := time.Since(start); took > timeout-50*time.Millisecond {
 				t.Errorf("returned after %v of %v", took, timeout)
 			}
-			if a.left < (margin-maxResponseReserve)/2-50*time.Millisecond {
+			if a.left < (margin-relay.MaxResponseReserve)/2-50*time.Millisecond {
 				t.Errorf("the audit write had %v left, want about half of the margin after the response's reserve", a.left)
 			}
 		})
@@ -616,7 +518,7 @@ func TestDeadlineBudgets(t *testing.T) {
 // auditBudget records how much time its context left the audit write.
 type auditBudget struct{ left time.Duration }
 
-func (a *auditBudget) Record(ctx context.Context, _ audit.Batch) error {
+func (a *auditBudget) Record(ctx context.Context, _ relay.AuditRecord) error {
 	if d, ok := ctx.Deadline(); ok && ctx.Err() == nil {
 		a.left = time.Until(d)
 	}
@@ -627,18 +529,18 @@ func (a *auditBudget) Record(ctx context.Context, _ audit.Batch) error {
 // message: each attempt is a lookup and a CreateProducer round trip.
 func TestProducerCreationFailureIsRememberedForTheBatch(t *testing.T) {
 	const dlq = "persistent://public/default/dlq"
-	fake := newFake(nil)
-	fake.refuse = map[string]error{topic: errors.New("server error: TopicTerminatedError: Topic was already terminated")}
+	fake := pulsarfake.New(nil)
+	fake.Refuse = map[string]error{topic: errors.New("server error: TopicTerminatedError: Topic was already terminated")}
 	ev := plainEvent(500)
-	resp, s, err := run(t, Options{DeadLetterTopic: dlq}, fake, nil, ev, 5*time.Second)
+	resp, s, err := run(t, relay.Options{DeadLetterTopic: streamtopic.MustParse(dlq)}, fake, nil, ev, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(resp.BatchItemFailures) != 0 || s.DeadLettered != 500 {
 		t.Errorf("response %v, %d dead-lettered; want all 500", resp, s.DeadLettered)
 	}
-	if fake.attempts[topic] != 1 || fake.attempts[dlq] != 1 {
-		t.Errorf("producer attempts %v, want one per topic", fake.attempts)
+	if fake.Attempts[topic] != 1 || fake.Attempts[dlq] != 1 {
+		t.Errorf("producer attempts %v, want one per topic", fake.Attempts)
 	}
 }
 
@@ -667,8 +569,8 @@ func TestRefusesEventsThatAreNotKinesis(t *testing.T) {
 			if err := json.Unmarshal([]byte(tc.payload), &ev); err != nil {
 				t.Fatal(err)
 			}
-			fake := newFake(nil)
-			_, s, err := run(t, Options{}, fake, nil, ev, 5*time.Second)
+			fake := pulsarfake.New(nil)
+			_, s, err := run(t, relay.Options{}, fake, nil, ev, 5*time.Second)
 			if err == nil {
 				t.Fatal("handled, want an error")
 			}
@@ -677,8 +579,8 @@ func TestRefusesEventsThatAreNotKinesis(t *testing.T) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
 			}
-			if len(fake.sent) > 0 || len(fake.attempts) > 0 || s != nil {
-				t.Errorf("sent %v, producers asked %v, summary %v: want nothing done", fake.sent, fake.attempts, s)
+			if len(fake.Messages) > 0 || len(fake.Attempts) > 0 || s != nil {
+				t.Errorf("sent %v, producers asked %v, summary %v: want nothing done", fake.Messages, fake.Attempts, s)
 			}
 		})
 	}
@@ -689,7 +591,7 @@ func TestRefusesEventsThatAreNotKinesis(t *testing.T) {
 func TestNoTimeToPublish(t *testing.T) {
 	var logs strings.Builder
 	obs := &lastSummary{}
-	r := New(Options{Topic: topic, DeadlineMargin: time.Second}, newFake(nil), nil, obs, slog.New(slog.NewTextHandler(&logs, nil)))
+	r := relay.New(relay.Options{Topic: streamtopic.MustParse(topic), DeadlineMargin: time.Second}, pulsarfake.New(nil), nil, obs, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	ev := plainEvent(2)
@@ -698,14 +600,14 @@ func TestNoTimeToPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := obs.s
-	if failedAt(resp) != ev.Records[0].Kinesis.SequenceNumber || !s.NoPublishTime || !errors.Is(s.Cause, errNoPublishTime) {
+	if failedAt(resp) != ev.Records[0].Kinesis.SequenceNumber || !s.NoPublishTime || !errors.Is(s.Cause, relay.ErrNoPublishTime) {
 		t.Fatalf("response %v, no publish time %v, cause %v", resp, s.NoPublishTime, s.Cause)
 	}
 	if !strings.Contains(logs.String(), "no time to publish") || !strings.Contains(s.Cause.Error(), "deadline margin is 1s") {
 		t.Errorf("cause %v; log:\n%s", s.Cause, logs.String())
 	}
 	// With time to publish, nothing is said.
-	_, s, _ = run(t, Options{DeadlineMargin: 100 * time.Millisecond}, newFake(nil), nil, plainEvent(2), 5*time.Second)
+	_, s, _ = run(t, relay.Options{DeadlineMargin: 100 * time.Millisecond}, pulsarfake.New(nil), nil, plainEvent(2), 5*time.Second)
 	if s.NoPublishTime {
 		t.Errorf("no publish time reported with 5 s left and a 100 ms margin")
 	}

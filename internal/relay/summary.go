@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-
-	"github.com/streambridge/kinesis-pulsar/internal/audit"
 )
 
 // Outcome of an invocation.
@@ -71,7 +69,7 @@ func (b *batch) summarize(started time.Time) *Summary {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := &Summary{Started: started, Records: len(b.sources), Messages: len(b.msgs),
-		DeadlineStop: b.deadline, NoPublishTime: b.noPublishTime, ProducersCreated: b.created, checkpointRecord: -1}
+		DeadlineStop: b.halt.deadline, NoPublishTime: b.halt.noPublishTime, ProducersCreated: b.send.created, checkpointRecord: -1}
 	if len(b.sources) > 0 {
 		first, last := b.sources[0], b.sources[len(b.sources)-1]
 		s.StreamARN, s.Stream, s.ShardID, s.Topic = first.rec.EventSourceArn, first.stream, first.shardID, first.topic
@@ -80,13 +78,13 @@ func (b *batch) summarize(started time.Time) *Summary {
 	for i := range b.sources {
 		if b.sources[i].aggregate {
 			s.Aggregates++
-			s.SubRecords += b.starts[i+1] - b.starts[i]
+			s.SubRecords += b.led.starts[i+1] - b.led.starts[i]
 		}
 	}
 	var latencies []time.Duration
 	var newest time.Time
 	for i := range b.msgs {
-		o := &b.out[i]
+		o := &b.led.out[i]
 		switch o.state {
 		case confirmed:
 			s.Published++
@@ -104,19 +102,19 @@ func (b *batch) summarize(started time.Time) *Summary {
 	}
 	s.PublishLatencies = quantiles(latencies, 100)
 
-	s.failedRecord = b.firstUndoneLocked(false)
+	s.failedRecord = b.led.firstUndone(false)
 	if s.failedRecord >= 0 {
 		fs := &b.sources[s.failedRecord]
 		s.FailedSequence = fs.rec.Kinesis.SequenceNumber
-		for i := b.starts[s.failedRecord]; i < b.starts[s.failedRecord+1]; i++ {
-			if o := &b.out[i]; o.state != confirmed && o.state != deadLettered {
+		for i := b.led.starts[s.failedRecord]; i < b.led.starts[s.failedRecord+1]; i++ {
+			if o := &b.led.out[i]; o.state != confirmed && o.state != deadLettered {
 				s.Cause = o.err
 				break
 			}
 		}
 		if s.Cause == nil {
 			// Never sent: sending stopped earlier, at a failure or at the deadline.
-			s.Cause = b.cause
+			s.Cause = b.halt.cause
 			if s.Cause == nil {
 				s.Cause = errDeadline
 			}
@@ -128,8 +126,8 @@ func (b *batch) summarize(started time.Time) *Summary {
 	if s.checkpointRecord >= 0 {
 		// The newest message of the delivered prefix confirmed on its own topic: a dead-lettered
 		// message's id names a position on the dead-letter topic.
-		for i := b.starts[s.checkpointRecord+1] - 1; i >= 0; i-- {
-			if o := &b.out[i]; o.state == confirmed && o.id != nil {
+		for i := b.led.starts[s.checkpointRecord+1] - 1; i >= 0; i-- {
+			if o := &b.led.out[i]; o.state == confirmed && o.id != nil {
 				s.checkpointMsgID = o.id.String()
 				break
 			}
@@ -163,8 +161,8 @@ func (s *Summary) finish(failed, records int, resp events.KinesisEventResponse) 
 }
 
 // auditBatch is the audit view of the summary.
-func (b *batch) auditBatch(s *Summary) audit.Batch {
-	a := audit.Batch{
+func (b *batch) auditBatch(s *Summary) AuditRecord {
+	a := AuditRecord{
 		StreamARN: s.StreamARN, ShardID: s.ShardID, RequestID: s.RequestID, Topic: s.Topic,
 		FirstSequenceNumber: s.FirstSequence, LastSequenceNumber: s.LastSequence,
 		Records: s.Records, Published: s.Published, DeadLettered: s.DeadLettered,

@@ -51,6 +51,11 @@ commands:
       batches that started at or before TIME (it reads every newer item of the shard on the way).
       TIME: 2026-11-22T14:03:00Z, 2026-11-22T14:03 (UTC), or 14:03 (today, UTC).
 
+  create-table --table T
+      Creates the table with the schema template.yaml deploys (pk, sk, TTL on expiresAt), for a local
+      stack (DynamoDB Local: AWS_ENDPOINT_URL_DYNAMODB); an existing table is left as it is. On AWS the
+      stack creates the table (AuditEnabled=true).
+
 common flags:
   --table T        the table name; default $AUDIT_TABLE_NAME
   --region R       the AWS region; default the configured one (AWS_REGION, profile), else the ARN's
@@ -127,6 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "checkpoints":
 		fs.BoolVar(&o.scan, "scan", false, "scan the table instead of listing the shards")
+	case "create-table":
 	case "batches":
 		fs.StringVar(&o.shard, "shard", "", "the shard id")
 		fs.IntVar(&o.n, "n", 20, "how many batches")
@@ -158,7 +164,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Region = region
 	}
 	db := dynamodb.NewFromConfig(cfg)
-	if cmd == "checkpoints" {
+	switch cmd {
+	case "create-table":
+		if err := audit.CreateTable(ctx, db, o.table); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "table %s ready\n", o.table)
+		return nil
+	case "checkpoints":
 		return checkpoints(ctx, cfg, db, o, stdout)
 	}
 	return batches(ctx, db, o, stdout)
@@ -170,7 +183,7 @@ func checkFlags(cmd string, o *options, now time.Time) (string, error) {
 	if o.table == "" {
 		missing = append(missing, "--table (or AUDIT_TABLE_NAME)")
 	}
-	if o.streamARN == "" {
+	if o.streamARN == "" && cmd != "create-table" {
 		missing = append(missing, "--stream-arn")
 	}
 	if cmd == "batches" && o.shard == "" {
@@ -178,6 +191,9 @@ func checkFlags(cmd string, o *options, now time.Time) (string, error) {
 	}
 	if len(missing) > 0 {
 		return "", fmt.Errorf("%w: %s: missing %s", errUsage, cmd, strings.Join(missing, ", "))
+	}
+	if cmd == "create-table" {
+		return "", nil
 	}
 	region, err := streamRegion(o.streamARN)
 	if err != nil {

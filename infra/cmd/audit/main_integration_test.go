@@ -20,6 +20,7 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
+	"github.com/streambridge/kinesis-pulsar/internal/relay"
 )
 
 // fixture is a moto Kinesis stream of two shards, shard 0 then split (closed, with two children), and
@@ -79,7 +80,7 @@ func newFixture(t *testing.T) *fixture {
 	started := localenv.Now().UTC().Truncate(time.Minute)
 	f.started = started
 	const prefix = "495903382714902566085596925383615710959215759891365"
-	for _, b := range []audit.Batch{
+	for _, b := range []relay.AuditRecord{
 		// Shard 0: delivered, then partly failed (the checkpoint stops before the failed record).
 		{ShardID: "shardId-000000000000", RequestID: "req-0a", FirstSequenceNumber: prefix + "00001", LastSequenceNumber: prefix + "00010",
 			Records: 10, Published: 10, CheckpointSequenceNumber: prefix + "00010", CheckpointMessageID: "12:3:-1:9", StartedAt: started},

@@ -22,6 +22,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"batches", "--table", "t", "--stream-arn", "arn:aws:sqs:us-east-1:1:q", "--shard", "s"}, "not a Kinesis stream ARN"},
 		{[]string{"batches", "--table", "t", "--stream-arn", "arn:aws:kinesis:us-east-1:1:stream/s", "--shard", "s", "-n", "0"}, "-n must be positive"},
 		{[]string{"batches", "--table", "t", "--stream-arn", "arn:aws:kinesis:us-east-1:1:stream/s", "--shard", "s", "--until", "noon"}, `"noon" is not a time`},
+		{[]string{"create-table"}, "create-table: missing --table (or AUDIT_TABLE_NAME)"},
 		{[]string{"shards"}, `unknown command "shards"`},
 		{[]string{"checkpoints", "--table", "t", "--stream-arn", "arn:aws:kinesis:us-east-1:1:stream/s", "extra"}, "unexpected arguments"},
 	} {

@@ -118,25 +118,9 @@ type report struct {
 	expected int // user records in the stream: the messages Pulsar must hold
 }
 
-// syncWriter serialises writes from the shards' goroutines.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n, err := s.w.Write(p)
-	if err != nil {
-		return n, fmt.Errorf("write output: %w", err)
-	}
-	return n, nil
-}
-
 func run(ctx context.Context, c config, stdout, stderr io.Writer) (report, error) {
 	var rep report
-	out := &syncWriter{w: stdout}
+	out := &localenv.LockedWriter{W: stdout}
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	if c.driver != "rie" && c.driver != "env" {
 		return rep, fmt.Errorf("-driver %q: want rie or env", c.driver)
@@ -150,6 +134,10 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) (report, error
 		return rep, err
 	}
 	fnEnv, changes := localfn.PointAtStack(vars, stack)
+	opts, err := localfn.RelayOptions(fnEnv)
+	if err != nil {
+		return rep, fmt.Errorf("%s, block %s: %w", c.envVars, c.function, err)
+	}
 	awsCfg, err := stack.AWSConfig(ctx)
 	if err != nil {
 		return rep, err
@@ -177,7 +165,7 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) (report, error
 
 	// Pulsar readers first, at the latest message: they see what this run publishes, as
 	// `pulsar-client consume -p Latest` started before the producers would.
-	topics := demoTopics(vars, c.stream)
+	topics := localfn.Topics(opts, arn)
 	if len(topics) == 0 {
 		return rep, fmt.Errorf("%s sets no usable PULSAR_TOPIC for %s", c.envVars, c.function)
 	}
@@ -201,8 +189,7 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) (report, error
 	}
 	// What the stream holds is what must reach Pulsar: a producer's retry can write a record twice
 	// (Kinesis producers are at-least-once), and such a copy is a record of its own.
-	deaggregate := !strings.EqualFold(strings.TrimSpace(vars["KPL_DEAGGREGATE"]), "false")
-	if rep.records, err = readStream(ctx, k, c.stream, deaggregate); err != nil {
+	if rep.records, err = readStream(ctx, k, c.stream, opts.Deaggregate); err != nil {
 		return rep, err
 	}
 	for _, r := range rep.records {
@@ -346,17 +333,6 @@ func missing(recs []streamRecord, msgs []map[string]string) int {
 		}
 	}
 	return n
-}
-
-// demoTopics is PULSAR_TOPIC (and DEAD_LETTER_TOPIC) for the demo's stream.
-func demoTopics(vars map[string]string, stream string) []string {
-	var topics []string
-	for _, name := range []string{"PULSAR_TOPIC", "DEAD_LETTER_TOPIC"} {
-		if t := strings.ReplaceAll(vars[name], "{stream}", stream); t != "" {
-			topics = append(topics, t)
-		}
-	}
-	return topics
 }
 
 // createStream creates the stream afresh (deleting one of that name) and waits until it is active.

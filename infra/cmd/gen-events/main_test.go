@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"math/big"
 	"os"
@@ -12,19 +11,17 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
-	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/streambridge/kinesis-pulsar/internal/config"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
-	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsarfake"
 )
 
 const eventsDir = "../../../events"
@@ -188,45 +185,6 @@ func envJSON(t *testing.T) map[string]string {
 	return env
 }
 
-// acker is a broker that confirms every message at once, recording what it got.
-type acker struct {
-	mu   sync.Mutex
-	sent map[string][]*pulsar.ProducerMessage
-}
-
-func (a *acker) Producer(_ context.Context, topic string, _ producer.Kind) (pulsar.Producer, bool, error) {
-	return &ackProducer{a: a, topic: topic}, false, nil
-}
-func (a *acker) Discard(string, producer.Kind, pulsar.Producer) {}
-func (a *acker) Begin() producer.Invocation                     { return 0 }
-func (a *acker) End(producer.Invocation, bool)                  {}
-
-type ackProducer struct {
-	pulsar.Producer // only SendAsync and FlushWithCtx are called
-	a               *acker
-	topic           string
-}
-
-type ackID int64
-
-func (id ackID) Serialize() []byte   { return nil }
-func (id ackID) LedgerID() int64     { return 1 }
-func (id ackID) EntryID() int64      { return int64(id) }
-func (id ackID) BatchIdx() int32     { return 0 }
-func (id ackID) PartitionIdx() int32 { return 0 }
-func (id ackID) BatchSize() int32    { return 0 }
-func (id ackID) String() string      { return fmt.Sprintf("1:%d:0", int64(id)) }
-
-func (p *ackProducer) SendAsync(_ context.Context, msg *pulsar.ProducerMessage, cb func(pulsar.MessageID, *pulsar.ProducerMessage, error)) {
-	p.a.mu.Lock()
-	n := len(p.a.sent[p.topic])
-	p.a.sent[p.topic] = append(p.a.sent[p.topic], msg)
-	p.a.mu.Unlock()
-	cb(ackID(n), msg, nil)
-}
-
-func (p *ackProducer) FlushWithCtx(context.Context) error { return nil }
-
 // TestEventsUnderEnvJSON runs the real handler, configured from env.json, on every sample against a
 // broker that confirms everything: only record-to-fail.json's doctored record may fail, and the
 // messages are what the samples promise.
@@ -239,7 +197,10 @@ func TestEventsUnderEnvJSON(t *testing.T) {
 	if err != nil {
 		t.Fatalf("env.json does not configure the function: %v", err)
 	}
-	topic := strings.ReplaceAll(cfg.Relay.Topic, relay.StreamPlaceholder, stream)
+	topic, err := cfg.Relay.Topic.ForStream(stream, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		file     string
 		failed   int // record index reported as the batch item failure, -1 none
@@ -252,7 +213,7 @@ func TestEventsUnderEnvJSON(t *testing.T) {
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			ev, _ := readEvent(t, tc.file)
-			broker := &acker{sent: map[string][]*pulsar.ProducerMessage{}}
+			broker := pulsarfake.New(nil)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			resp, err := relay.New(cfg.Relay, broker, nil, nil, nil).Handle(ctx, ev)
@@ -273,9 +234,9 @@ func TestEventsUnderEnvJSON(t *testing.T) {
 			if tc.messages < 0 {
 				return
 			}
-			msgs := broker.sent[topic]
-			if len(msgs) != tc.messages || len(broker.sent) != 1 {
-				t.Fatalf("%d messages on %s (topics %v), want %d", len(msgs), topic, slices.Collect(maps.Keys(broker.sent)), tc.messages)
+			msgs := broker.Topic(topic)
+			if len(msgs) != tc.messages || len(msgs) != len(broker.Messages) {
+				t.Fatalf("%d messages on %s (of %d on every topic), want %d", len(msgs), topic, len(broker.Messages), tc.messages)
 			}
 			for i, m := range msgs {
 				switch tc.file {

@@ -105,7 +105,15 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		say("%s=%s for this host (%s has %s, for SAM's container)", ch.Name, ch.To, c.envVars, ch.From)
 	}
 
-	topics := localfn.Topics(vars, ev)
+	opts, err := localfn.RelayOptions(env)
+	if err != nil {
+		say("%v", err)
+	}
+	arns := make([]string, len(ev.Records))
+	for i, r := range ev.Records {
+		arns[i] = r.EventSourceArn
+	}
+	topics := localfn.Topics(opts, arns...)
 	var watcher *localfn.Watcher
 	if len(topics) > 0 {
 		// Readers at the latest message, opened before the invocation: they see exactly what it
@@ -152,7 +160,7 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		say("no record has a topic: nothing to read from Pulsar")
 		return nil
 	}
-	expected := localfn.ExpectedMessages(vars, ev.Records)
+	expected := localfn.ExpectedMessages(opts, ev.Records)
 	complete := completeSuccess(res.Payload)
 	want := expected
 	if !complete {

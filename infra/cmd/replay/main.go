@@ -29,6 +29,7 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/config"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/relay/senders"
 )
 
 const usage = `usage: go run ./infra/cmd/replay (--queue URL | --bucket NAME) [flags]
@@ -190,7 +191,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}()
 		r.counts = &counter{}
 		// No auditor: the audit table holds what the function did; a replay is not one of its batches.
-		r.handler = relay.New(cfg.Relay, pool, nil, r.counts, log)
+		r.handler = relay.New(cfg.Relay, senders.FromPool(pool), nil, r.counts, log)
 	}
 
 	verb := "replaying"

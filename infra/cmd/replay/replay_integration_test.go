@@ -25,7 +25,7 @@ import (
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/infra/onfailure"
 	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 // bootstrap is the real function, built for this host.

@@ -3,6 +3,7 @@
 package localfn
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
-
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/infra/runtimeapi"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
+	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 )
 
 func writeFile(t *testing.T, content string) string {
@@ -121,6 +122,10 @@ func TestTopicsAndExpectedMessages(t *testing.T) {
 	broken := shard.Record("e", []byte("y"))
 	broken.EventSourceArn = "arn:aws:kinesis:us-east-1:123456789012:no-stream-here"
 	ev := kinesistest.Event(agg, plain, other, broken)
+	arns := make([]string, len(ev.Records))
+	for i, r := range ev.Records {
+		arns[i] = r.EventSourceArn
+	}
 
 	tests := []struct {
 		name     string
@@ -134,19 +139,29 @@ func TestTopicsAndExpectedMessages(t *testing.T) {
 			[]string{"events", "dlq-orders", "dlq-payments"}, 6},
 		{"aggregates kept whole", map[string]string{"PULSAR_TOPIC": "events", "KPL_DEAGGREGATE": "FALSE"},
 			[]string{"events"}, 4},
+		// The function's own spellings of false: "no" and "0" keep aggregates whole too.
+		{"aggregates kept whole (no)", map[string]string{"PULSAR_TOPIC": "events", "KPL_DEAGGREGATE": "no"},
+			[]string{"events"}, 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := Topics(tt.vars, ev); !slices.Equal(got, tt.topics) {
+			vars := map[string]string{"PULSAR_SERVICE_URL": "pulsar://127.0.0.1:6650"}
+			maps.Copy(vars, tt.vars)
+			env, _ := PointAtStack(vars, localenv.Env{PulsarServiceURL: vars["PULSAR_SERVICE_URL"]})
+			opts, err := RelayOptions(env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := Topics(opts, arns...); !slices.Equal(got, tt.topics) {
 				t.Errorf("Topics = %q, want %q", got, tt.topics)
 			}
-			if got := ExpectedMessages(tt.vars, ev.Records); got != tt.expected {
+			if got := ExpectedMessages(opts, ev.Records); got != tt.expected {
 				t.Errorf("ExpectedMessages = %d, want %d", got, tt.expected)
 			}
 		})
 	}
-	if got := Topics(map[string]string{"PULSAR_TOPIC": "{stream}"}, events.KinesisEvent{Records: ev.Records[3:]}); len(got) != 0 {
+	if got := Topics(relay.Options{Topic: streamtopic.MustParse("{stream}")}, broken.EventSourceArn); len(got) != 0 {
 		t.Errorf("a record without a stream has topics %q", got)
 	}
 }

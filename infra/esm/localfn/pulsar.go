@@ -21,63 +21,49 @@ import (
 	pulsarlog "github.com/apache/pulsar-client-go/pulsar/log"
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/streambridge/kinesis-pulsar/internal/config"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
+	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
 )
 
-// streamPlaceholder is relay.StreamPlaceholder, the part of PULSAR_TOPIC replaced by the stream name.
-const streamPlaceholder = "{stream}"
+// RelayOptions reads the function's environment (KEY=value, from PointAtStack) with the function's own
+// configuration code, so the tools route and count records exactly as the function does. An invalid
+// configuration gives the zero Options (no topic) and the error the function will report.
+func RelayOptions(env []string) (relay.Options, error) {
+	vars := make(map[string]string, len(env))
+	for _, kv := range env {
+		name, v, _ := strings.Cut(kv, "=")
+		vars[name] = v
+	}
+	cfg, err := config.Load(func(name string) string { return vars[name] })
+	if err != nil {
+		return relay.Options{}, fmt.Errorf("the function's configuration: %w", err)
+	}
+	return cfg.Relay, nil
+}
 
-// Topics returns the topics the function may publish the event's records to, in order of first use:
-// PULSAR_TOPIC with {stream} replaced by each record's stream, then DEAD_LETTER_TOPIC when set. A
-// record whose eventSourceARN names no stream has no topic (the function reports it as failed).
-func Topics(vars map[string]string, ev events.KinesisEvent) []string {
+// Topics returns the topics the function may publish records of the streams arns to, in order of first
+// use: the topic for each stream, then the dead-letter topic when set. A stream ARN that names no stream
+// has no topic where the template needs one (the function reports such records as failed).
+func Topics(opts relay.Options, arns ...string) []string {
 	var topics []string
-	add := func(template, arn string) {
-		if template == "" {
-			return
-		}
-		t := template
-		if strings.Contains(template, streamPlaceholder) {
-			name := streamName(arn)
-			if name == "" {
-				return
+	for _, t := range []streamtopic.Template{opts.Topic, opts.DeadLetterTopic} {
+		for _, arn := range arns {
+			if name, err := t.Resolve(arn); err == nil && name != "" && !slices.Contains(topics, name) {
+				topics = append(topics, name)
 			}
-			t = strings.ReplaceAll(template, streamPlaceholder, name)
 		}
-		if !slices.Contains(topics, t) {
-			topics = append(topics, t)
-		}
-	}
-	for _, r := range ev.Records {
-		add(vars["PULSAR_TOPIC"], r.EventSourceArn)
-	}
-	for _, r := range ev.Records {
-		add(vars["DEAD_LETTER_TOPIC"], r.EventSourceArn)
 	}
 	return topics
 }
 
-// streamName reads NAME from arn:aws:kinesis:region:account:stream/NAME, as the relay does.
-func streamName(arn string) string {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "kinesis" {
-		return ""
-	}
-	rest, ok := strings.CutPrefix(parts[5], "stream/")
-	if !ok {
-		return ""
-	}
-	name, _, _ := strings.Cut(rest, "/")
-	return name
-}
-
 // ExpectedMessages is how many messages the records make when all are published: one per KPL user
-// record (unless KPL_DEAGGREGATE is false), one per plain record.
-func ExpectedMessages(vars map[string]string, records []events.KinesisEventRecord) int {
-	deaggregate := !strings.EqualFold(strings.TrimSpace(vars["KPL_DEAGGREGATE"]), "false")
+// record (when opts.Deaggregate), one per plain record.
+func ExpectedMessages(opts relay.Options, records []events.KinesisEventRecord) int {
 	n := 0
 	for _, r := range records {
-		if deaggregate {
+		if opts.Deaggregate {
 			if users, err := kpl.Deaggregate(r.Kinesis.Data); err == nil {
 				n += len(users)
 				continue

@@ -12,14 +12,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -84,7 +82,7 @@ func run(ctx context.Context, args []string) error {
 	if _, err := bench.PulsarVersionErr(ctx, env.PulsarAdminURL); err != nil {
 		return fmt.Errorf("the local broker does not answer: %w", err)
 	}
-	repo, err := repoRoot()
+	repo, err := localenv.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -131,7 +129,7 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("bootstrap log: %w", err)
 	}
 	defer logFile.Close()
-	cfg.FunctionLog = &lockedWriter{w: logFile}
+	cfg.FunctionLog = &localenv.LockedWriter{W: logFile}
 	r, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return err
@@ -242,18 +240,6 @@ func label(size int) string {
 	return fmt.Sprintf("%d B", size)
 }
 
-// lockedWriter serialises the writes of several bootstraps' output copiers.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
@@ -274,23 +260,6 @@ func rssChild(ctx context.Context, args []string) error {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(r)
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("working directory: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("not inside the repository (no go.mod above the working directory)")
-		}
-		dir = parent
-	}
 }
 
 func abs(p string) string {

@@ -1,4 +1,6 @@
-package metrics
+// Package emfcheck checks documents against the CloudWatch Embedded Metric Format specification, for
+// the tests of the function's metrics (the function itself only writes them).
+package emfcheck
 
 import (
 	"encoding/json"

@@ -16,9 +16,9 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
 )
 
 // batchSpec describes the records of one shard a scenario sends.

@@ -30,7 +30,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 // Roles the broker sees.
@@ -91,7 +91,11 @@ func Start(t testing.TB, name string) *Broker {
 		t.Fatalf("authtest: %v", err)
 	}
 	tlsPort, webTLSPort := ports[2], ports[3]
-	template, err := os.ReadFile(repoFile(t, "infra/local/pulsar/auth/broker.conf"))
+	confPath, err := localenv.RepoFile("infra/local/pulsar/auth/broker.conf")
+	if err != nil {
+		t.Fatalf("authtest: %v", err)
+	}
+	template, err := os.ReadFile(confPath)
 	if err != nil {
 		t.Fatalf("authtest: %v", err)
 	}
@@ -369,24 +373,4 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
-}
-
-// repoFile finds a file of the repository from the working directory (go test runs in the package's).
-func repoFile(t testing.TB, rel string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatalf("authtest: %v", err)
-	}
-	for {
-		p := filepath.Join(dir, rel)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("authtest: %s not found above the working directory", rel)
-		}
-		dir = parent
-	}
 }

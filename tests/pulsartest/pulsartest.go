@@ -21,16 +21,22 @@ func QuietLogger() pulsarlog.Logger {
 	return pulsarlog.NewLoggerWithSlog(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
 
-// Topic returns a fresh topic name in public/default, unique to this test run.
+// Topic returns a fresh topic name in public/default, unique to this test run, made of the characters
+// the function's configuration accepts in a topic (streamtopic.Parse).
 func Topic(t testing.TB, prefix string) string {
 	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("_.=-", r) {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(t.Name()))
 	if len(name) > 60 {
 		name = name[:60]
 	}
-	return fmt.Sprintf("persistent://public/default/%s-%s-%s", prefix, strings.ToLower(name), hex.EncodeToString(b))
+	return fmt.Sprintf("persistent://public/default/%s-%s-%s", prefix, name, hex.EncodeToString(b))
 }
 
 // Client connects to serviceURL and closes the client when the test ends.

@@ -20,9 +20,9 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
-	"github.com/streambridge/kinesis-pulsar/internal/kinesistest"
 	"github.com/streambridge/kinesis-pulsar/internal/kpl"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
+	"github.com/streambridge/kinesis-pulsar/tests/kinesistest"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 // The acceptance of the audit issue: the real bootstrap with AUDIT_TABLE_NAME set (and the local
@@ -126,6 +126,8 @@ func TestBootstrapWritesAudit(t *testing.T) {
 		if _, has := item["failedSequenceNumber"]; has {
 			t.Errorf("batch %d: failedSequenceNumber on a delivered batch: %v", i, item)
 		}
+		// The item's instants are ISO-8601 with milliseconds, truncated: the 1 ms allowance is that
+		// truncation, not a tolerance for the machine.
 		started, err := time.Parse(time.RFC3339, item["startedAt"])
 		if err != nil || started.Before(inv.before.Add(-time.Millisecond)) || started.After(inv.after) {
 			t.Errorf("batch %d: startedAt %s (%v), want between %v and %v", i, item["startedAt"], err, inv.before, inv.after)

@@ -20,8 +20,8 @@ import (
 
 	"github.com/streambridge/kinesis-pulsar/infra/localenv"
 	"github.com/streambridge/kinesis-pulsar/internal/audit"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
-	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/streamtopic"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 // TestFaults runs the fault matrix against one broker of its own (a start costs seconds): each
@@ -243,42 +243,6 @@ func brokerDownBeforeInvocation(t *testing.T, fb *faultBroker) {
 	l.finish()
 }
 
-// A crash (SIGKILL) while a large batch is in flight: what the broker confirmed is there, the rest is
-// reported and delivered by the retries against the restarted broker, on the same warm pool.
-func brokerKilledMidBatch(t *testing.T, fb *faultBroker) {
-	tp := topic(t)
-	f := newInproc(t, vars(fb, tp), 8*time.Second, awsEndpoints{})
-	warm(t, fb, f, tp, 9)
-	l := newLedger(t, fb, tp, "", batchSpec{stream: "kill", n: 3000, size: 1024, aggregateEvery: 100, aggregateOf: 10,
-		largeEvery: 700, largeSize: 200 << 10, tooLarge: []int{500, 1500, 2500}})
-	killed := make(chan error, 1)
-	f.counting.onReceipts(400, func() {
-		fb.mu.Lock()
-		fb.down = true // from now on the cleanup must restart it, whatever happens
-		fb.mu.Unlock()
-		killed <- fb.Kill()
-	})
-	next, o := l.first(f)
-	// pulsar.sh kill takes a moment: the invocation may have ended (reporting the failure) first.
-	select {
-	case err := <-killed:
-		if err != nil {
-			t.Fatalf("kill: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the broker was never killed: %v", describe(o))
-	}
-	if next < 0 {
-		t.Errorf("the whole batch was confirmed although the broker died after 400 receipts")
-	}
-	took := fb.restart(t)
-	t.Logf("broker restarted in %v", took.Round(time.Millisecond))
-	l.check("after the crash", false)
-	l.replay(f, next, 5)
-	l.check("after the retries", true)
-	l.finish()
-}
-
 // A graceful broker restart between two invocations: the warm producer reconnects and the next batch
 // goes through.
 func brokerRestartedBetweenInvocations(t *testing.T, fb *faultBroker) {
@@ -300,58 +264,111 @@ func brokerRestartedBetweenInvocations(t *testing.T, fb *faultBroker) {
 	l.finish()
 }
 
-// Every connection through the proxy is reset (RST) while the batch is in flight, and new ones too for
-// 300 ms.
-func connectionResetMidBatch(t *testing.T, fb *faultBroker) {
+// midBatch is a fault that strikes while a warm function publishes a large batch. Each such scenario
+// runs the same skeleton: warm up, publish while the fault strikes, check what reached the broker,
+// heal, let the retries deliver, check again; they differ in the fault.
+type midBatch struct {
+	fault   string // what struck, for the checker's messages
+	stream  string
+	timeout time.Duration
+	spec    batchSpec
+	// strike arms or starts the fault; the settle it returns runs after the first invocation and
+	// returns once the fault is over (failing the test if it never struck).
+	strike func(t *testing.T, fb *faultBroker, f *inproc) (settle func())
+	// reconnect: the client must have seen its connection go, so the fault hit the function's traffic.
+	reconnect bool
+	// mustFail: the fault leaves the first invocation unable to deliver the whole batch.
+	mustFail bool
+}
+
+// mixedBatch is 3,000 records with aggregates, records above the batch size limit and three records
+// too large for the broker.
+var mixedBatch = batchSpec{n: 3000, size: 1024, aggregateEvery: 100, aggregateOf: 10, largeEvery: 700,
+	largeSize: 200 << 10, tooLarge: []int{500, 1500, 2500}}
+
+func (m midBatch) run(t *testing.T, fb *faultBroker) {
 	tp := topic(t)
-	f := newInproc(t, vars(fb, tp), 10*time.Second, awsEndpoints{})
+	f := newInproc(t, vars(fb, tp), m.timeout, awsEndpoints{})
 	warm(t, fb, f, tp, 9)
-	l := newLedger(t, fb, tp, "", batchSpec{stream: "reset", n: 3000, size: 1024, aggregateEvery: 100, aggregateOf: 10,
-		largeEvery: 700, largeSize: 200 << 10, tooLarge: []int{500, 1500, 2500}})
-	done := f.counting.onReceipts(300, func() {
-		name := fb.proxy.toxic(t, "reset_peer", "upstream", map[string]any{"timeout": 0})
-		time.Sleep(300 * time.Millisecond)
-		fb.proxy.removeToxic(t, name)
-	})
+	spec := m.spec
+	spec.stream = m.stream
+	l := newLedger(t, fb, tp, "", spec)
+	settle := m.strike(t, fb, f)
 	next, _ := l.first(f)
-	struck(t, done)
-	wantReconnect(t, f)
-	l.check("after the resets", false)
+	settle()
+	if m.mustFail && next < 0 {
+		t.Errorf("the whole batch was confirmed although the %s struck mid-batch", m.fault)
+	}
+	if m.reconnect {
+		wantReconnect(t, f)
+	}
+	l.check("after the "+m.fault, false)
 	fb.proxy.heal(t)
 	l.replay(f, next, 5)
 	l.check("after the retries", true)
 	l.finish()
 }
 
-// The proxy goes away for a second mid-batch (connections closed, new ones refused), then returns.
-func proxyDisabledMidBatch(t *testing.T, fb *faultBroker) {
-	tp := topic(t)
-	f := newInproc(t, vars(fb, tp), 10*time.Second, awsEndpoints{})
-	warm(t, fb, f, tp, 9)
-	l := newLedger(t, fb, tp, "", batchSpec{stream: "cut", n: 3000, size: 1024, aggregateEvery: 100, aggregateOf: 10,
-		largeEvery: 700, largeSize: 200 << 10, tooLarge: []int{500, 1500, 2500}})
-	done := f.counting.onReceipts(300, func() {
-		fb.proxy.disable()
-		time.Sleep(time.Second)
-		fb.proxy.enable(t)
-	})
-	next, _ := l.first(f)
-	struck(t, done)
-	wantReconnect(t, f)
-	l.check("after the cut", false)
-	fb.proxy.heal(t)
-	l.replay(f, next, 5)
-	l.check("after the retries", true)
-	l.finish()
+// onReceipts strikes with fault once the batch has had n receipts.
+func onReceipts(n int64, fault func(t *testing.T, fb *faultBroker)) func(*testing.T, *faultBroker, *inproc) func() {
+	return func(t *testing.T, fb *faultBroker, f *inproc) func() {
+		done := f.counting.onReceipts(n, func() { fault(t, fb) })
+		return func() { struck(t, done) }
+	}
 }
 
-// Latency comes and goes (400 ± 300 ms each way, on for 300 ms, off for 300 ms) during the batch.
-func latencySpikes(t *testing.T, fb *faultBroker) {
-	tp := topic(t)
-	f := newInproc(t, vars(fb, tp), 15*time.Second, awsEndpoints{})
-	warm(t, fb, f, tp, 9)
-	l := newLedger(t, fb, tp, "", batchSpec{stream: "latency", n: 1500, size: 1024, aggregateEvery: 100, aggregateOf: 10,
-		largeEvery: 500, largeSize: 200 << 10})
+var (
+	// A crash (SIGKILL) after 400 receipts: what the broker confirmed is there, the rest is reported
+	// and delivered by the retries against the restarted broker, on the same warm pool.
+	brokerKilledMidBatch = midBatch{fault: "crash", stream: "kill", timeout: 8 * time.Second, spec: mixedBatch,
+		mustFail: true, strike: crash}.run
+	// Every connection through the proxy is reset (RST) while the batch is in flight, and new ones too
+	// for 300 ms.
+	connectionResetMidBatch = midBatch{fault: "resets", stream: "reset", timeout: 10 * time.Second, spec: mixedBatch,
+		reconnect: true, strike: onReceipts(300, func(t *testing.T, fb *faultBroker) {
+			name := fb.proxy.toxic(t, "reset_peer", "upstream", map[string]any{"timeout": 0})
+			time.Sleep(300 * time.Millisecond)
+			fb.proxy.removeToxic(t, name)
+		})}.run
+	// The proxy goes away for a second mid-batch (connections closed, new ones refused), then returns.
+	proxyDisabledMidBatch = midBatch{fault: "cut", stream: "cut", timeout: 10 * time.Second, spec: mixedBatch,
+		reconnect: true, strike: onReceipts(300, func(t *testing.T, fb *faultBroker) {
+			fb.proxy.disable()
+			time.Sleep(time.Second)
+			fb.proxy.enable(t)
+		})}.run
+	// Latency comes and goes (400 ± 300 ms each way, on for 300 ms, off for 300 ms) during the batch.
+	latencySpikes = midBatch{fault: "spikes", stream: "latency", timeout: 15 * time.Second,
+		spec:   batchSpec{n: 1500, size: 1024, aggregateEvery: 100, aggregateOf: 10, largeEvery: 500, largeSize: 200 << 10},
+		strike: spikes}.run
+)
+
+// crash kills the broker after 400 receipts; settling waits for the kill and restarts it.
+func crash(t *testing.T, fb *faultBroker, f *inproc) func() {
+	killed := make(chan error, 1)
+	f.counting.onReceipts(400, func() {
+		fb.mu.Lock()
+		fb.down = true // from now on the cleanup must restart it, whatever happens
+		fb.mu.Unlock()
+		killed <- fb.Kill()
+	})
+	return func() {
+		// pulsar.sh kill takes a moment: the invocation may have ended (reporting the failure) first.
+		select {
+		case err := <-killed:
+			if err != nil {
+				t.Fatalf("kill: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the broker was never killed")
+		}
+		took := fb.restart(t)
+		t.Logf("broker restarted in %v", took.Round(time.Millisecond))
+	}
+}
+
+// spikes switches latency on and off until settled.
+func spikes(t *testing.T, fb *faultBroker, _ *inproc) func() {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -368,13 +385,10 @@ func latencySpikes(t *testing.T, fb *faultBroker) {
 			}
 		}
 	})
-	next, _ := l.first(f)
-	close(stop)
-	wg.Wait()
-	l.check("after the spikes", false)
-	l.replay(f, next, 5)
-	l.check("after the retries", true)
-	l.finish()
+	return func() {
+		close(stop)
+		wg.Wait()
+	}
 }
 
 // The link carries 256 KB/s towards the broker: a 2 MB batch cannot make it in one 4 s invocation;
@@ -650,6 +664,9 @@ func dynamoSlow(required bool) func(*testing.T, *faultBroker) {
 			// Effectively once keeps the sequence ids in the table: without it nothing is published.
 			want = 0
 		}
+		// The bound is the product's: the relay keeps the response's share of the margin (100 ms with
+		// the default 1 s) free of any wait, so it answers that long before Lambda's deadline; 50 ms of
+		// it may go to a busy machine's scheduling, the rest proves no wait ran into the reserve.
 		if next != want || o.fnErr != nil || o.took > timeout-50*time.Millisecond {
 			t.Errorf("DynamoDB slow, AUDIT_REQUIRED=%v: %v, next %d; want %d before the deadline", required, describe(o), next, want)
 		}
@@ -788,14 +805,14 @@ func concurrentShards(t *testing.T, fb *faultBroker) {
 // concurrent SendAsync races inside pulsar-client-go and can panic), so its batch goes through
 // undisturbed, and under -race the race detector watches the hand-over.
 func concurrentReset(t *testing.T, fb *faultBroker) {
-	template := topic(t) + "-" + relay.StreamPlaceholder
-	busyTopic := strings.ReplaceAll(template, relay.StreamPlaceholder, "busy")
+	template := topic(t) + "-" + streamtopic.StreamPlaceholder
+	busyTopic := strings.ReplaceAll(template, streamtopic.StreamPlaceholder, "busy")
 	f := newInproc(t, vars(fb, template), 10*time.Second, awsEndpoints{})
 	hasty := &inproc{relay: f.relay, handler: f.handler, timeout: 300 * time.Millisecond, log: f.log, counting: f.counting}
-	warm(t, fb, f, strings.ReplaceAll(template, relay.StreamPlaceholder, "warm"), 9)
+	warm(t, fb, f, strings.ReplaceAll(template, streamtopic.StreamPlaceholder, "warm"), 9)
 	busy := newLedger(t, fb, busyTopic, "", batchSpec{stream: "busy", shard: 0, n: 3000, size: 1024,
 		aggregateEvery: 100, aggregateOf: 10, largeEvery: 700, largeSize: 200 << 10})
-	hastyTopic := strings.ReplaceAll(template, relay.StreamPlaceholder, "hasty")
+	hastyTopic := strings.ReplaceAll(template, streamtopic.StreamPlaceholder, "hasty")
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var busyNext int

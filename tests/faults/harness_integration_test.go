@@ -36,8 +36,9 @@ import (
 	"github.com/streambridge/kinesis-pulsar/internal/config"
 	"github.com/streambridge/kinesis-pulsar/internal/eventjson"
 	"github.com/streambridge/kinesis-pulsar/internal/producer"
-	"github.com/streambridge/kinesis-pulsar/internal/pulsartest"
 	"github.com/streambridge/kinesis-pulsar/internal/relay"
+	"github.com/streambridge/kinesis-pulsar/internal/relay/senders"
+	"github.com/streambridge/kinesis-pulsar/tests/pulsartest"
 )
 
 // bootstrap is the function binary, built once by TestMain for the scenarios that need the real
@@ -440,9 +441,10 @@ func newInproc(t *testing.T, vars map[string]string, timeout time.Duration, endp
 				o.BaseEndpoint = aws.String(endpoints.dynamoDB)
 			}
 		})
-		auditor = audit.New(db, audit.Options{Table: cfg.Audit.Table, Retention: cfg.Audit.Retention})
+		auditor = audit.New(db, cfg.Audit)
 	}
-	counting := &countingProducers{Producers: pool, named: pool}
+	pooled := senders.FromPool(pool)
+	counting := &countingProducers{Senders: pooled, named: pooled}
 	r := relay.New(cfg.Relay, counting, auditor, nil, log)
 	if cfg.Relay.Guarantee == relay.EffectivelyOnce {
 		r.EnableEffectivelyOnce(audit.NewSequences(db, cfg.Audit.Table, 0), counting)
@@ -480,8 +482,8 @@ func (f *inproc) invoke(t testing.TB, ev events.KinesisEvent) outcome {
 // while a batch is in flight, and notes when each message's first receipt arrived, so the checker can
 // tell a record confirmed before the response from one confirmed after it (or never).
 type countingProducers struct {
-	relay.Producers
-	named    relay.NamedProducers // the effectively-once mode's producers
+	relay.Senders
+	named    relay.NamedSenders // the effectively-once mode's producers
 	receipts atomic.Int64
 	resets   atomic.Int64
 	mu       sync.Mutex
@@ -525,36 +527,39 @@ func struck(t *testing.T, done <-chan struct{}) {
 	}
 }
 
-func (c *countingProducers) Producer(ctx context.Context, topic string, kind producer.Kind) (pulsar.Producer, bool, error) {
-	p, created, err := c.Producers.Producer(ctx, topic, kind)
+func (c *countingProducers) Sender(ctx context.Context, topic string, kind relay.Kind) (relay.Sender, bool, error) {
+	s, created, err := c.Senders.Sender(ctx, topic, kind)
 	if err != nil {
 		return nil, created, err
 	}
-	return &countingProducer{Producer: p, c: c}, created, nil
+	return &countingProducer{Sender: s, c: c}, created, nil
 }
 
 // Named counts the receipts of the effectively-once mode's producers.
-func (c *countingProducers) Named(ctx context.Context, topic string, kind producer.Kind, name string) (pulsar.Producer, error) {
-	p, err := c.named.Named(ctx, topic, kind, name)
+func (c *countingProducers) Named(ctx context.Context, topic string, kind relay.Kind, name string) (relay.NamedSender, error) {
+	s, err := c.named.Named(ctx, topic, kind, name)
 	if err != nil {
 		return nil, err
 	}
-	return &countingProducer{Producer: p, c: c}, nil
+	return &countingNamed{NamedSender: s, c: c}, nil
 }
 
-// End counts the relay's client replacements (after an invocation without progress).
-func (c *countingProducers) End(inv producer.Invocation, reset bool) {
-	if reset {
-		c.resets.Add(1)
+// Begin counts the relay's client replacements (after an invocation without progress).
+func (c *countingProducers) Begin() func(reset bool) {
+	end := c.Senders.Begin()
+	return func(reset bool) {
+		if reset {
+			c.resets.Add(1)
+		}
+		end(reset)
 	}
-	c.Producers.End(inv, reset)
 }
 
-func (c *countingProducers) Discard(topic string, kind producer.Kind, p pulsar.Producer) {
-	if cp, ok := p.(*countingProducer); ok {
-		p = cp.Producer
+func (c *countingProducers) Discard(topic string, kind relay.Kind, s relay.Sender) {
+	if cp, ok := s.(*countingProducer); ok {
+		s = cp.Sender
 	}
-	c.Producers.Discard(topic, kind, p)
+	c.Senders.Discard(topic, kind, s)
 }
 
 func (c *countingProducers) receipt(m *pulsar.ProducerMessage) {
@@ -579,17 +584,26 @@ func (c *countingProducers) receipt(m *pulsar.ProducerMessage) {
 }
 
 type countingProducer struct {
-	pulsar.Producer
+	relay.Sender
 	c *countingProducers
 }
 
 func (p *countingProducer) SendAsync(ctx context.Context, m *pulsar.ProducerMessage, cb func(pulsar.MessageID, *pulsar.ProducerMessage, error)) {
-	p.Producer.SendAsync(ctx, m, func(id pulsar.MessageID, pm *pulsar.ProducerMessage, err error) {
+	p.Sender.SendAsync(ctx, m, func(id pulsar.MessageID, pm *pulsar.ProducerMessage, err error) {
 		if err == nil {
 			p.c.receipt(m)
 		}
 		cb(id, pm, err)
 	})
+}
+
+type countingNamed struct {
+	relay.NamedSender
+	c *countingProducers
+}
+
+func (p *countingNamed) SendAsync(ctx context.Context, m *pulsar.ProducerMessage, cb func(pulsar.MessageID, *pulsar.ProducerMessage, error)) {
+	(&countingProducer{Sender: p.NamedSender, c: p.c}).SendAsync(ctx, m, cb)
 }
 
 // boot is the real bootstrap under the in-process Runtime API.

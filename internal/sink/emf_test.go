@@ -1,4 +1,4 @@
-package metrics
+package sink
 
 import (
 	"bytes"
@@ -7,25 +7,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streambridge/kinesis-pulsar/internal/sink"
+	"github.com/streambridge/kinesis-pulsar/internal/metrics"
+	"github.com/streambridge/kinesis-pulsar/tests/emfcheck"
 )
 
-func TestSinkDocumentIsValidEMF(t *testing.T) {
+func TestDocumentIsValidEMF(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		s       sink.Summary
+		s       Summary
 		wantLag bool
 	}{
-		{"put", sink.Summary{Result: sink.Result{Received: 3, Put: 3, Acknowledged: 3, StoppedBy: sink.StopIdle},
+		{"put", Summary{Result: Result{Received: 3, Put: 3, Acknowledged: 3, StoppedBy: StopIdle},
 			StreamARN: "arn:aws:kinesis:us-east-1:123456789012:stream/orders", RecordsPut: 1, BytesPut: 30,
 			MaxLag: 1500 * time.Millisecond, Duration: time.Second}, true},
-		{"nothing put", sink.Summary{Result: sink.Result{Received: 2, StoppedBy: sink.StopDeadline}, PutErrors: 4, Failed: true}, false},
+		{"nothing put", Summary{Result: Result{Received: 2, StoppedBy: StopDeadline}, PutErrors: 4, Failed: true}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			NewSink(&buf, "KinesisPulsar", "sink-fn").Observe(context.Background(), &tc.s)
+			EMFObserver{metrics.New(&buf, "KinesisPulsar", "sink-fn", MetricSchema)}.Observe(context.Background(), &tc.s)
 			line := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-			if err := Validate(line); err != nil {
+			if err := emfcheck.Validate(line); err != nil {
 				t.Fatalf("invalid EMF: %v\n%s", err, line)
 			}
 			var doc map[string]any
@@ -35,7 +36,7 @@ func TestSinkDocumentIsValidEMF(t *testing.T) {
 			if _, ok := doc["SinkEndToEndLagMs"]; ok != tc.wantLag {
 				t.Errorf("lag present %v, want %v", ok, tc.wantLag)
 			}
-			if doc["SinkMessagesPut"] != float64(tc.s.Put) || doc[DimFunction] != "sink-fn" {
+			if doc["SinkMessagesPut"] != float64(tc.s.Put) || doc[metrics.DimFunction] != "sink-fn" {
 				t.Errorf("document %s", line)
 			}
 			if tc.wantLag && (doc[DimStream] != "orders" || doc["SinkEndToEndLagMs"] != 1500.0) {
