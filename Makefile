@@ -36,7 +36,7 @@ build-PulsarToKinesisFunction:
 CLOCK_SHIFT_DAYS := 366 1827
 CLOCK_SUITES     := ./internal/audit/... ./infra/cmd/audit/...
 
-## test: everything CI runs: template checks, sam build, unit and integration tests on a fresh stack, test-clock
+## test: everything CI runs: template checks, sam build, unit and integration tests on a fresh stack, test-clock, test-once
 # The stack is started empty and stopped at the end (an interrupt stops the tests, not the recipe, so the
 # stack is still stopped); for a quick loop against a running stack, use itest.
 test: mod-check template-check sam-build
@@ -44,6 +44,7 @@ test: mod-check template-check sam-build
 	status=0; trap 'status=130' INT TERM; \
 	(set -a; . $(RUN_ENV); set +a; $(GO) test -race -tags integration -count=1 -timeout 30m ./...) || status=$$?; \
 	[ $$status -ne 0 ] || $(MAKE) --no-print-directory test-clock || status=$$?; \
+	[ $$status -ne 0 ] || $(MAKE) --no-print-directory test-once || status=$$?; \
 	$(STACK) down; exit $$status
 
 ## test-clock: the audit suites again with DynamoDB Local's clock 1 and 5 years ahead; needs a running stack
@@ -54,6 +55,14 @@ test-clock:
 	  (set -a; . $(RUN_ENV); set +a; infra/local/clockshift.sh $$days \
 	    $(GO) test -race -tags integration -count=1 -timeout 10m $(CLOCK_SUITES)) || exit $$?; \
 	done
+
+## test-once: the fault matrix again in PROCESSING_GUARANTEE=effectivelyOnce, where it also requires 0 duplicates; needs a running stack
+# Without -race: every message goes through an unbatched producer, and pulsar-client-go v0.21.0 writes
+# a producer's encryptor on reconnect while its event loop reads it for a single send (both the no-op
+# encryptor); the detector stops the matrix on that race, which is not ours. The default run above
+# keeps -race on the same scenarios.
+test-once:
+	set -a; . $(RUN_ENV); set +a; KP_FAULTS_GUARANTEE=effectivelyOnce $(GO) test -tags integration -count=1 -timeout 15m -run 'TestFaults$$' ./tests/faults/
 
 ## itest: PKG's integration tests (default ./...; RUN= a test name pattern) against the running stack, which it never restarts
 itest:

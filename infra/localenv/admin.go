@@ -66,8 +66,11 @@ func (a *Admin) CreatePartitionedTopic(ctx context.Context, topic string, partit
 	return nil
 }
 
-// EnsureNamespace creates namespace (tenant/name) unless it exists, and sets broker deduplication on
-// it on or off (POST namespaces/{tenant}/{ns}/deduplication).
+// EnsureNamespace creates namespace (tenant/name) unless it exists, sets broker deduplication on it on
+// or off (POST namespaces/{tenant}/{ns}/deduplication), and keeps its messages for an hour whether read
+// or not. Without retention, deduplication's cursor is a reader: once its snapshot passes a ledger that
+// no subscription holds, the broker deletes the ledger, and a test reading the topic afterwards (as the
+// fault matrix does after a broker restart) finds confirmed messages gone.
 func (a *Admin) EnsureNamespace(ctx context.Context, namespace string, deduplication bool) error {
 	if strings.Count(namespace, "/") != 1 {
 		return fmt.Errorf("namespace %q: want tenant/namespace", namespace)
@@ -78,6 +81,10 @@ func (a *Admin) EnsureNamespace(ctx context.Context, namespace string, deduplica
 	}
 	if err := a.do(ctx, http.MethodPost, "namespaces/"+namespace+"/deduplication", []byte(strconv.FormatBool(deduplication)), nil); err != nil {
 		return fmt.Errorf("deduplication on namespace %s: %w", namespace, err)
+	}
+	if err := a.do(ctx, http.MethodPost, "namespaces/"+namespace+"/retention",
+		[]byte(`{"retentionTimeInMinutes":60,"retentionSizeInMB":-1}`), nil); err != nil {
+		return fmt.Errorf("retention on namespace %s: %w", namespace, err)
 	}
 	return nil
 }
