@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,5 +118,27 @@ func TestOnceHoleGetsFreshIDs(t *testing.T) {
 	_, ids = runOnce(t, store, pulsarfake.New(nil), 4, 1)
 	if ids[0] != 4 {
 		t.Fatalf("retry ids %v, want fresh ones from 4", ids)
+	}
+}
+
+func TestSequenceCovers(t *testing.T) {
+	long := strings.Repeat("9", 129)
+	for _, tc := range []struct {
+		checkpoint, seq string
+		want            bool
+	}{
+		{"", "1", false},
+		{"105", "105", true},
+		{"105", "99", true},
+		{"105", "106", false},
+		{"105", "1000", false},
+		{long, "1" + strings.Repeat("0", 127), true},
+		{"1" + strings.Repeat("0", 127), long, false},
+		{"105", "099", false}, // not a sequence number
+		{"105", "1e2", false},
+	} {
+		if got := (relay.Sequence{CheckpointSequenceNumber: tc.checkpoint}).Covers(tc.seq); got != tc.want {
+			t.Errorf("checkpoint %.10s… covers %.10s… = %v, want %v", tc.checkpoint, tc.seq, got, tc.want)
+		}
 	}
 }
