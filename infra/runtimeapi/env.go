@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -286,6 +287,21 @@ func (e *Env) PeakRSS() (int64, error) {
 		return 0, fmt.Errorf("peak RSS: %w", err)
 	}
 	return n, nil
+}
+
+// Reclaim kills the current process with SIGKILL, as Lambda may reclaim an environment at any moment
+// after a response, and returns once the process is gone, so the next Invoke cannot reach the dying
+// process's pending /next and starts a fresh one (a cold start).
+func (e *Env) Reclaim() error {
+	inst, err := e.current()
+	if err != nil {
+		return err
+	}
+	inst.mu.Lock()
+	inst.signalLocked(syscall.SIGKILL)
+	inst.mu.Unlock()
+	<-inst.exited
+	return nil
 }
 
 // Shutdown ends the environment as Lambda does: resume the process if frozen, send SIGTERM only if an

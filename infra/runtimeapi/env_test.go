@@ -526,3 +526,22 @@ func TestRuntimeLingeringPastDeadlineIsReset(t *testing.T) {
 			res2.ColdStart, env.Launches(), elapsed, timeout)
 	}
 }
+
+// Reclaim returns once the process is gone: the next invocation is a cold start, never a dying
+// process's pending /next.
+func TestReclaim(t *testing.T) {
+	t.Parallel()
+	env, _ := startEnv(t, nil)
+	for i := range 20 {
+		pid := env.PID()
+		if err := env.Reclaim(); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Fatalf("process %d still there after Reclaim: %v", pid, err)
+		}
+		if res, _ := invokeOK(t, env, handlerRequest{}); !res.ColdStart || env.Launches() != i+2 {
+			t.Fatalf("after reclaim %d: cold start %v, %d launches", i+1, res.ColdStart, env.Launches())
+		}
+	}
+}

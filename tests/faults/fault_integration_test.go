@@ -816,15 +816,23 @@ func concurrentReset(t *testing.T, fb *faultBroker) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var busyNext int
+	sending := f.counting.receipts.Load()
 	wg.Go(func() {
 		defer close(stop)
 		busyNext, _ = busy.first(f)
 	})
+	// The first hasty invocation follows the busy batch's first receipt at once: without -race that
+	// batch can be over in 60 ms. The next ones come every 100 ms while it lasts.
+	next := time.Millisecond
+	for f.counting.receipts.Load() == sending && !isClosed(stop) {
+		time.Sleep(time.Millisecond)
+	}
 	var hastyLedgers []*ledger
 	for i := 0; ; i++ {
 		select {
 		case <-stop:
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(next):
+			next = 100 * time.Millisecond
 			l := newLedger(t, fb, hastyTopic, "", batchSpec{stream: "hasty", shard: 1 + i, n: 200, size: 512})
 			next, _ := l.first(hasty)
 			hastyLedgers = append(hastyLedgers, l)
@@ -913,4 +921,13 @@ func reclaimedAfterEveryResponse(t *testing.T, fb *faultBroker) {
 		t.Errorf("the bootstrap was never killed")
 	}
 	l.finish()
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -679,10 +678,8 @@ type reclaimed struct{ *boot }
 func (r reclaimed) invoke(t testing.TB, ev events.KinesisEvent) outcome {
 	t.Helper()
 	o := r.boot.invoke(t, ev)
-	if pid := r.env.PID(); pid > 0 {
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-			t.Fatalf("killing the bootstrap: %v", err)
-		}
+	if err := r.env.Reclaim(); err != nil {
+		t.Fatalf("killing the bootstrap: %v", err)
 	}
 	return o
 }
