@@ -323,12 +323,15 @@ var (
 	brokerKilledMidBatch = midBatch{fault: "crash", stream: "kill", timeout: 8 * time.Second, spec: mixedBatch,
 		mustFail: true, strike: crash}.run
 	// Every connection through the proxy is reset (RST) while the batch is in flight, and new ones too
-	// for 300 ms.
+	// for 300 ms. Both directions: when every message is already written (the effectively-once mode
+	// sends unbatched and fast), only the receipts still flow, downstream.
 	connectionResetMidBatch = midBatch{fault: "resets", stream: "reset", timeout: 10 * time.Second, spec: mixedBatch,
 		reconnect: true, strike: onReceipts(300, func(t *testing.T, fb *faultBroker) {
-			name := fb.proxy.toxic(t, "reset_peer", "upstream", map[string]any{"timeout": 0})
+			up := fb.proxy.toxic(t, "reset_peer", "upstream", map[string]any{"timeout": 0})
+			down := fb.proxy.toxic(t, "reset_peer", "downstream", map[string]any{"timeout": 0})
 			time.Sleep(300 * time.Millisecond)
-			fb.proxy.removeToxic(t, name)
+			fb.proxy.removeToxic(t, up)
+			fb.proxy.removeToxic(t, down)
 		})}.run
 	// The proxy goes away for a second mid-batch (connections closed, new ones refused), then returns.
 	proxyDisabledMidBatch = midBatch{fault: "cut", stream: "cut", timeout: 10 * time.Second, spec: mixedBatch,
