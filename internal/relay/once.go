@@ -196,7 +196,7 @@ func (q *sequencing) probeDeduplication(ctx context.Context) {
 	switch {
 	case err != nil:
 		q.r.log.Debug("deduplication probe failed", "shardId", q.shardID, "error", err)
-	case id.LedgerID() == -1 && id.EntryID() == -1:
+	case dropped(id):
 		q.probeDropped = true
 	default:
 		q.deduplicationOff = true
@@ -235,7 +235,7 @@ func (q *sequencing) finish(ctx context.Context, b *batch, s *Summary, failed in
 	for i := range b.led.out {
 		switch st := b.led.out[i].state; {
 		case st == confirmed || st == deadLettered:
-			if id := b.led.out[i].id; st == confirmed && id != nil && id.LedgerID() == -1 && id.EntryID() == -1 {
+			if id := b.led.out[i].id; st == confirmed && id != nil && dropped(id) {
 				s.DuplicatesDropped++
 			}
 			// A message done after one that is not: a retry giving the earlier one its id again would
@@ -316,6 +316,9 @@ func onceAttrs(s *Summary) []slog.Attr {
 	return []slog.Attr{slog.Int("alreadyDelivered", s.AlreadyDelivered), slog.Int("duplicatesDropped", s.DuplicatesDropped),
 		slog.Bool("deduplicationOff", s.DeduplicationOff)}
 }
+
+// dropped reports a receipt for a message the broker dropped as a duplicate: it has no position.
+func dropped(id pulsar.MessageID) bool { return id.LedgerID() == -1 && id.EntryID() == -1 }
 
 // producerName is the name of a shard's producer: one per stream, shard and epoch.
 func producerName(stream, shardID, epoch string) string {
